@@ -1,0 +1,3 @@
+from assay.cli import run_cli
+
+run_cli()

@@ -1,0 +1,1 @@
+"""The runner: run directory, shards, resume, engines and stats."""

@@ -1,0 +1,305 @@
+"""The pipeline runner: plans stages into segments, streams shards through them, resumes.
+
+Segments:
+- pool:   consecutive per-record stages, fused per shard and run in worker processes;
+- main:   a stage that manages its own workers or resources, run in this process;
+- async:  an I/O-bound stage, run on one event loop here (global concurrency and rate limits);
+- global: a barrier: index every shard, then decide per shard in the workers.
+Segments are chained generators of finished shard indices, so reading, CPU work and I/O overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from assay.config import PipelineConfig
+from assay.errors import AssayError
+from assay.io.readers import iter_records
+from assay.io.writers import atomic_write_bytes
+from assay.runner.decision import StageStats
+from assay.runner.engine import Engine, LocalEngine
+from assay.runner.ingest import LABEL as READ_LABEL
+from assay.runner.ingest import Ingest, estimate_rows, ingest_fingerprint
+from assay.runner.progress import Hub
+from assay.runner.rundir import RunDir, StageDir, fingerprint
+from assay.runner.shard import ChainTask, StageJob, StageShard, chunks, live_stage, run_chain, stage_errors
+from assay.stage import GlobalStage, Stage
+
+
+@dataclass
+class Planned:
+    index: int
+    stage: Stage
+    job: StageJob
+
+    @property
+    def dir(self) -> StageDir:
+        return self.job.dir
+
+    @property
+    def label(self) -> str:
+        return self.stage.label
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    stats: dict[str, Any]
+    invalidated: list[str]
+
+
+def stage_seed(seed: int, label: str) -> int:
+    return int(fingerprint("seed", seed, label)[:8], 16)
+
+
+class Runner:
+    def __init__(self, cfg: PipelineConfig, out: str | Path, *, hub: Hub | None = None,
+                 engine: Engine | None = None, workers: int | None = None):
+        import os
+
+        self.cfg = cfg
+        self.rd = RunDir(out)
+        self.hub = hub or Hub(quiet=True)
+        self.workers = workers or cfg.workers or os.cpu_count() or 1
+        self._engine = engine
+        self.cache_dir = cfg.resolved_cache_dir()
+
+    # ---- planning -------------------------------------------------------------------------
+    def plan(self) -> tuple[StageDir, list[Planned]]:
+        fp = ingest_fingerprint(self.cfg.inputs, self.cfg.shard_size)
+        read_dir = self.rd.stage_dir(0, READ_LABEL, fp)
+        planned = []
+        for i, (spec, st) in enumerate(zip(self.cfg.stages, self.cfg.build_stages(), strict=True), 1):
+            fp = fingerprint(fp, spec.stage, st.version, spec.label, st.model_dump(mode="json"), self.cfg.seed)
+            job = StageJob(name=spec.stage, label=spec.label, params=spec.params, fp=fp,
+                           dir=self.rd.stage_dir(i, st.label, fp), seed=stage_seed(self.cfg.seed, st.label),
+                           cache_dir=self.cache_dir, run_dir=self.rd.path, workers=self.workers)
+            planned.append(Planned(i, st, job))
+        return read_dir, planned
+
+    @staticmethod
+    def segments(planned: list[Planned]) -> list[tuple[str, list[Planned]]]:
+        segs: list[tuple[str, list[Planned]]] = []
+        for p in planned:
+            kind = p.stage.execution
+            if kind == "pool" and segs and segs[-1][0] == "pool":
+                segs[-1][1].append(p)
+            else:
+                segs.append((kind, [p]))
+        return segs
+
+    # ---- running --------------------------------------------------------------------------
+    def run(self, *, fresh: bool = False, config_text: str | None = None) -> RunResult:
+        started = time.perf_counter()
+        text = config_text or yaml.safe_dump(self.cfg.model_dump(mode="json"), sort_keys=False)
+        self.rd.open(fresh=fresh, config_text=text)
+        read_dir, planned = self.plan()
+        invalidated = self.rd.reconcile([read_dir] + [p.dir for p in planned])
+        if invalidated:
+            self.hub.log("invalidated", stages=",".join(invalidated))
+        estimate = estimate_rows(self.cfg.inputs)
+        self.hub.add(READ_LABEL, estimate)
+        for p in planned:
+            self.hub.add(p.label, estimate)
+        engine = self._engine or LocalEngine(self.workers, self.hub)
+        started_stages: list[Stage] = []
+        try:
+            with self.hub:
+                shards: Iterator[int] = Ingest(self.cfg.inputs, self.cfg.shard_size, read_dir, self.hub).shards()
+                shards = self._track(shards, READ_LABEL, read_dir)
+                prev = read_dir
+                for kind, group in self.segments(planned):
+                    shards = self._segment(kind, group, shards, prev, engine, started_stages)
+                    shards = self._track(shards, group[-1].label, group[-1].dir, group)
+                    prev = group[-1].dir
+                done = sorted(shards)
+        except BrokenProcessPool:
+            raise AssayError("a worker process died (killed, or out of memory?); rerun the same command "
+                             "to resume from the last finished shard") from None
+        finally:
+            for st in started_stages:
+                st.stop()
+            engine.close()
+            from assay.runner.shard import teardown_all
+
+            teardown_all()
+        stats = self.collect_stats(read_dir, planned, done, time.perf_counter() - started)
+        last = planned[-1].dir if planned else read_dir
+        self.rd.publish(last, done, [(p.dir.path.name, p.dir) for p in planned], read_dir, stats,
+                        self.cfg.output.format)
+        return RunResult(self.rd.path, stats, invalidated)
+
+    def _track(self, shards: Iterator[int], label: str, sd: StageDir,
+               group: list[Planned] | None = None) -> Iterator[int]:
+        """Pass shard indices on; when the stream ends, fix the bars of the stages it covered."""
+        yield from shards
+        for lbl in [p.label for p in group] if group else [label]:
+            self.hub.complete(lbl)
+        self.hub.log("stage done", stage=label)
+
+    def _segment(self, kind: str, group: list[Planned], upstream: Iterator[int], prev: StageDir,
+                 engine: Engine, started: list[Stage]) -> Iterator[int]:
+        if kind == "pool":
+            return self._pool_segment(group, upstream, prev, engine, started)
+        if kind == "global":
+            return self._global_segment(group[0], upstream, prev, engine, started)
+        return self._local_segment(group[0], upstream, prev, started, is_async=kind == "async")
+
+    def _ensure_started(self, planned: list[Planned], started: list[Stage]) -> None:
+        for p in planned:
+            if p.stage not in started:
+                p.stage.start(p.job.context())
+                started.append(p.stage)
+
+    def _pool_segment(self, group: list[Planned], upstream: Iterator[int], prev: StageDir, engine: Engine,
+                      started: list[Stage], state_path: Path | None = None) -> Iterator[int]:
+        pending: set[Future[int]] = set()
+        limit = max(2, engine.workers * 2)
+
+        def drain(block: bool) -> Iterator[int]:
+            nonlocal pending
+            if not pending:
+                return
+            finished, pending = wait(pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                yield fut.result()
+
+        for i in upstream:
+            first = next((k for k, p in enumerate(group) if not p.dir.is_done(i)), None)
+            if first is None:
+                self._advance_done(group, i)
+                yield i
+                continue
+            self._advance_done(group[:first], i)
+            self._ensure_started(group, started)
+            source = group[first - 1].dir.shard(i) if first else prev.shard(i)
+            task = ChainTask(i, source, [p.job for p in group[first:]], state_path)
+            pending.add(engine.submit(run_chain, task))
+            yield from drain(block=len(pending) >= limit)
+        while pending:
+            yield from drain(block=True)
+
+    def _advance_done(self, group: list[Planned], i: int) -> None:
+        for p in group:
+            self.hub.advance(p.label, p.dir.read_marker(i)["stats"]["records_in"])
+
+    def _global_segment(self, p: Planned, upstream: Iterator[int], prev: StageDir, engine: Engine,
+                        started: list[Stage]) -> Iterator[int]:
+        shards = list(upstream)  # barrier: the index needs every record
+        state_path = p.dir.path / "state.pkl"
+        if not p.dir.flag("indexed").exists() and not all(p.dir.is_done(i) for i in shards):
+            self._ensure_started([p], started)
+            stage = live_stage(p.job)
+            assert isinstance(stage, GlobalStage)
+            self.hub.log("indexing", stage=p.label, shards=len(shards))
+            with stage_errors(stage, -1, []):
+                state = stage.index(chain.from_iterable(iter_records(prev.shard(i)) for i in shards))
+            with open(f"{state_path}.tmp", "wb") as f:
+                pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+            Path(f"{state_path}.tmp").replace(state_path)
+            atomic_write_bytes(p.dir.flag("indexed"), b"{}")
+        yield from self._pool_segment([p], iter(shards), prev, engine, started, state_path)
+
+    def _local_segment(self, p: Planned, upstream: Iterator[int], prev: StageDir, started: list[Stage],
+                       *, is_async: bool) -> Iterator[int]:
+        loop = asyncio.new_event_loop() if is_async else None
+        try:
+            for i in upstream:
+                if p.dir.is_done(i):
+                    self._advance_done([p], i)
+                    yield i
+                    continue
+                self._ensure_started([p], started)
+                stage = live_stage(p.job)
+                out = StageShard(stage, p.job, i)
+                try:
+                    records = iter_records(prev.shard(i))
+                    if loop is not None:
+                        loop.run_until_complete(self._async_shard(stage, out, records, i))
+                    else:
+                        for chunk in chunks(records, stage.batch_size):
+                            out.run(chunk, stage.process_batch)
+                            self.hub.advance(p.label, len(chunk))
+                except BaseException:
+                    out.abort()
+                    raise
+                out.commit()
+                yield i
+        finally:
+            if loop is not None:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+    async def _async_shard(self, stage: Stage, out: StageShard, records: Iterator[Any], shard: int) -> None:
+        """Several chunks in flight (the stage keeps its own request limits); written in order."""
+        in_flight: deque[tuple[asyncio.Task[None], list[Any], list[bool]]] = deque()
+        depth = max(1, getattr(stage, "chunks_in_flight", 4))
+
+        async def work(active: list[Any]) -> None:
+            with stage_errors(stage, shard, active):
+                await stage.aprocess_batch(active)
+
+        async def finish_head() -> None:
+            task, chunk, flags = in_flight.popleft()
+            await task
+            out.finish(chunk, flags)
+            self.hub.advance(stage.label, len(chunk))
+
+        try:
+            for chunk in chunks(records, stage.batch_size):
+                active, flags = out.split(chunk)
+                in_flight.append((asyncio.ensure_future(work(active) if active else _noop()), chunk, flags))
+                if len(in_flight) >= depth:
+                    await finish_head()
+            while in_flight:
+                await finish_head()
+        finally:
+            for task, _, _ in in_flight:
+                task.cancel()
+
+    # ---- stats ----------------------------------------------------------------------------
+    def collect_stats(self, read_dir: StageDir, planned: list[Planned], shards: list[int],
+                      wall: float) -> dict[str, Any]:
+        def total(sd: StageDir) -> StageStats:
+            acc = StageStats()
+            for i in shards:
+                acc.add(StageStats.from_dict(sd.read_marker(i)["stats"]))
+            return acc
+
+        read = total(read_dir)
+        stages = []
+        for p in planned:
+            st = total(p.dir)
+            d = {"stage": p.label, "type": p.job.name, **st.to_dict()}
+            d["records_per_s"] = round(st.records_in / st.seconds, 1) if st.seconds > 0 else None
+            stages.append(d)
+        last_out = stages[-1]["records_out"] if stages else read.records_out
+        last_resp = stages[-1]["responses_out"] if stages else read.responses_out
+        return {
+            "pipeline": self.cfg.name,
+            "input": {"rows": read.records_in, "records": read.records_out, "invalid": read.records_rejected,
+                      "invalid_reasons": dict(read.rejected), "responses": read.responses_in,
+                      "seconds": round(read.seconds, 4)},
+            "stages": stages,
+            "output": {"records": last_out, "responses": last_resp},
+            "shards": len(shards),
+            "workers": self.workers,
+            "wall_seconds": round(wall, 3),
+            "records_per_s": round(read.records_in / wall, 1) if wall > 0 else None,
+        }
+
+
+async def _noop() -> None:
+    return None

@@ -1,0 +1,290 @@
+"""Stages: the one thing a contributor writes.
+
+A stage is a small pydantic class whose fields are its parameters (validated from the config,
+documented by `assay stages`). Pick the base that matches the work:
+
+- `Transform.process(record)`: add fields or labels; never drops.
+- `RecordCheck.check(record) -> Verdict`: judge a record (collection rules, decontamination).
+- `ResponseCheck.check(record, response) -> Verdict`: judge one response (rules, verifiers).
+- `GlobalStage.index(records) -> state` then `decide(record, state) -> Verdict`: needs the
+  whole data set first (dedup, quotas).
+- Set `execution = "async"` and write `async def aprocess_batch(records)` for I/O-bound work
+  (LLM calls), or `execution = "main"` for a stage that manages its own workers (a sandbox pool).
+
+A check never deletes: it writes `checks[key] = {passed, score, reason, ...}` and the runner's
+decision (`drop`, `min_score`, `max_score`) removes what fails and sends it to `rejected/`.
+The runner owns files, workers, batching, resume and stats; a stage never opens run files.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from assay.errors import ConfigError
+from assay.record import Record, Response, Verdict, checks_of
+
+Execution = Literal["pool", "main", "async", "global"]
+
+
+@dataclass
+class StageContext:
+    """What the runner lends a stage: where it may keep caches, the seed, the worker count."""
+
+    cache_dir: Path
+    stage_dir: Path | None = None
+    run_dir: Path | None = None
+    seed: int = 0
+    workers: int = 1
+    engine: str = "local"
+
+
+class Stage(BaseModel):
+    """Base of all stages. Subclasses declare parameters as pydantic fields with descriptions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, arbitrary_types_allowed=True)
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"  # bump when the output changes for the same parameters
+    execution: ClassVar[Execution] = "pool"
+    batch_size: ClassVar[int] = 256
+    # True for checks whose result is a property of the record, not of one response
+    record_level: ClassVar[bool] = False
+
+    when: str | None = Field(None, description="only records matching this expression go through the "
+                             "stage; the others pass unchanged (e.g. 'domain == \"math\"')")
+    drop: bool = Field(True, description="drop what fails this stage's checks (to rejected/); "
+                       "false only writes the checks")
+    min_score: float | None = Field(None, description="decision: a check passes when its score is >= this "
+                                    "(overrides the check's own pass/fail)")
+    max_score: float | None = Field(None, description="decision: a check passes when its score is <= this")
+    drop_empty: bool = Field(True, description="reject a record whose responses all failed")
+
+    _label: str = PrivateAttr(default="")
+    _ctx: StageContext | None = PrivateAttr(default=None)
+
+    # ---- identity -----------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        """The instance name (config `name:`), defaulting to the registry name."""
+        return self._label or self.name
+
+    @property
+    def key(self) -> str:
+        """The key this stage's check is written under in `checks`."""
+        return self.label.replace("-", "_").replace(".", "_")
+
+    def check_names(self) -> list[str]:
+        """Keys of the checks this stage writes; the decision looks at these."""
+        return [self.key]
+
+    @property
+    def ctx(self) -> StageContext:
+        if self._ctx is None:
+            raise RuntimeError(f"stage {self.label} used before setup()")
+        return self._ctx
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def start(self, ctx: StageContext) -> None:
+        """Once per run, in the runner's process, before any batch (start a server, warm a cache)."""
+
+    def stop(self) -> None:
+        """Once per run, in the runner's process, after the last batch (also on failure)."""
+
+    def setup(self, ctx: StageContext) -> None:
+        """Once in each process that runs batches (load a model). Call super().setup(ctx)."""
+        self._ctx = ctx
+
+    def teardown(self) -> None:
+        """Release what setup() took."""
+
+    # ---- work ---------------------------------------------------------------------------
+    def process_batch(self, records: list[Record]) -> None:
+        """Do the stage's work on a batch, in place. Subclasses usually override a narrower hook."""
+        raise NotImplementedError
+
+    async def aprocess_batch(self, records: list[Record]) -> None:
+        """The asyncio form of process_batch, for `execution = "async"` stages."""
+        self.process_batch(records)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters this process gathered (merged over shards and workers into stats.json)."""
+        return {}
+
+
+class Transform(Stage):
+    """Adds or changes fields (labels, language); writes no check and drops nothing."""
+
+    def check_names(self) -> list[str]:
+        return []
+
+    def process(self, record: Record) -> None:
+        raise NotImplementedError
+
+    def process_batch(self, records: list[Record]) -> None:
+        for rec in records:
+            self.process(rec)
+
+
+class RecordCheck(Stage):
+    """Judges a whole record: `check(record) -> Verdict`, or `check_batch` for batched work."""
+
+    record_level: ClassVar[bool] = True
+
+    def check(self, record: Record) -> Verdict:
+        raise NotImplementedError
+
+    def check_batch(self, records: list[Record]) -> list[Verdict]:
+        return [self.check(r) for r in records]
+
+    def process_batch(self, records: list[Record]) -> None:
+        for rec, verdict in zip(records, self.check_batch(records), strict=True):
+            checks_of(rec)[self.key] = verdict.to_dict()
+
+
+class ResponseCheck(Stage):
+    """Judges each response of a record: `check(record, response) -> Verdict`."""
+
+    def check(self, record: Record, response: Response) -> Verdict:
+        raise NotImplementedError
+
+    def check_batch(self, items: list[tuple[Record, Response]]) -> list[Verdict]:
+        return [self.check(rec, resp) for rec, resp in items]
+
+    def process_batch(self, records: list[Record]) -> None:
+        items = [(rec, resp) for rec in records for resp in rec.get("responses") or ()]
+        for (_, resp), verdict in zip(items, self.check_batch(items), strict=True):
+            checks_of(resp)[self.key] = verdict.to_dict()
+
+
+class GlobalStage(Stage):
+    """Sees the whole data set before deciding: `index(records) -> state`, then per record
+    `decide(record, state) -> Verdict | None` (None writes no check).
+
+    For parallel indexing, also override `index_shard(records) -> partial` and
+    `merge(partials) -> state`: the runner then indexes shards in worker processes.
+    """
+
+    execution: ClassVar[Execution] = "global"
+    record_level: ClassVar[bool] = True
+
+    def index(self, records: Iterable[Record]) -> Any:
+        return self.merge([self.index_shard(records)])
+
+    def index_shard(self, records: Iterable[Record]) -> Any:
+        raise NotImplementedError
+
+    def merge(self, partials: list[Any]) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def parallel_index(cls) -> bool:
+        return cls.index_shard is not GlobalStage.index_shard
+
+    def decide(self, record: Record, state: Any) -> Verdict | None:
+        raise NotImplementedError
+
+    def decide_batch(self, records: list[Record], state: Any) -> None:
+        for rec in records:
+            verdict = self.decide(rec, state)
+            if verdict is not None:
+                checks_of(rec)[self.key] = verdict.to_dict()
+
+
+# ---- registry ---------------------------------------------------------------------------
+
+S = TypeVar("S", bound=type[Stage])
+_REGISTRY: dict[str, type[Stage]] = {}
+# Every module in these packages is imported to find stages; keep module imports light
+# (import heavy libraries inside setup()).
+STAGE_PACKAGES = ("assay.stages", "assay.verify", "assay.teacher", "assay.judge", "assay.dedup",
+                  "assay.select", "assay.rules", "assay.export")
+_discovered = False
+
+
+def stage(name: str) -> Callable[[S], S]:
+    """Class decorator: register a stage under `name` (the name used in configs and the CLI)."""
+
+    def register(cls: S) -> S:
+        if name in _REGISTRY and _REGISTRY[name] is not cls and _REGISTRY[name].__qualname__ != cls.__qualname__:
+            raise ValueError(f"stage name {name!r} registered twice ({_REGISTRY[name].__module__}, {cls.__module__})")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return register
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    for pkg_name in STAGE_PACKAGES:
+        try:
+            pkg = importlib.import_module(pkg_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == pkg_name:
+                continue
+            raise
+        for mod in pkgutil.iter_modules(pkg.__path__, pkg_name + "."):
+            importlib.import_module(mod.name)
+    try:
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group="assay.stages"):
+            ep.load()
+    except Exception:  # a broken third-party plugin must not break the built-in stages
+        pass
+
+
+def registry() -> dict[str, type[Stage]]:
+    _discover()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def stage_class(name: str) -> type[Stage]:
+    reg = registry()
+    if name not in reg:
+        raise ConfigError(f"unknown stage {name!r}; known stages: {', '.join(reg)}")
+    return reg[name]
+
+
+def build_stage(name: str, params: dict[str, Any] | None = None, label: str | None = None,
+                where: str | None = None) -> Stage:
+    """Instantiate a registered stage, turning pydantic errors into one clear sentence."""
+    cls = stage_class(name)
+    try:
+        inst = cls(**(params or {}))
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, cls, f"stage {label or name!r}" + (f" ({where})" if where else ""))) from None
+    inst._label = label or ""
+    return inst
+
+
+def describe_validation_error(exc: ValidationError, model: type[BaseModel], what: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join(model.model_fields)
+        return f"{what}: unknown parameter '{loc}'; allowed: {allowed}"
+    if err["type"] == "missing":
+        return f"{what}: parameter '{loc}' is required"
+    return f"{what}: parameter '{loc}': {err['msg']} (got {err.get('input')!r})"
+
+
+def parameter_docs(cls: type[BaseModel]) -> list[tuple[str, str, str, str]]:
+    """(name, type, default, description) for each parameter of a stage or source."""
+    rows = []
+    for fname, f in cls.model_fields.items():
+        ann = f.annotation
+        tname = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+        default = "required" if f.is_required() else repr(f.get_default(call_default_factory=True))
+        rows.append((fname, tname, default, f.description or ""))
+    return rows

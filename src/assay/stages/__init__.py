@@ -1,0 +1,1 @@
+"""Core stages (collection rules); other capabilities live in their own packages."""
