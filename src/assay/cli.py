@@ -20,8 +20,9 @@ from rich.table import Table
 from assay import __version__
 from assay.errors import AssayError
 
-console = Console()
-err_console = Console(stderr=True)
+# Without a terminal (logs, CI) rich assumes 80 columns, too narrow for the summary table.
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
