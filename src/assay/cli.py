@@ -356,6 +356,32 @@ def show(target: str, limit: int, rid: str | None, rejected: bool, stage: str | 
         console.print("nothing to show" + (f" with id {rid!r}" if rid else ""))
 
 
+# Commands that live with their capability: "module:attribute" of a click command or group.
+# A module that is not there yet (or fails to import its optional dependencies) is skipped.
+PLUGIN_COMMANDS = (
+    "assay.teacher.cli:cache",
+    "assay.teacher.cli:teacher",
+    "assay.export.cli:export",
+    "assay.report.cli:report",
+    "assay.report.cli:view",
+)
+
+
+def _load_plugins() -> None:
+    import importlib
+
+    for spec in PLUGIN_COMMANDS:
+        module, attr = spec.split(":")
+        try:
+            cmd = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            continue
+        main.add_command(cmd)
+
+
+_load_plugins()
+
+
 def run_cli() -> None:  # entry point that keeps worker processes quiet about broken pipes
     try:
         main()

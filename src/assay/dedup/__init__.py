@@ -1,0 +1,1 @@
+"""Dedup and decontamination: exact, MinHash, semantic (embeddings + FAISS)."""

@@ -1,0 +1,1 @@
+"""Choosing among surviving responses and exporting the SFT dataset."""

@@ -1,0 +1,1 @@
+"""Model-based checks: LLM-as-a-judge, reward model, safety."""

@@ -1,0 +1,1 @@
+"""Rule-based rejection: n-gram repetition, length, format, truncation, language and answer consistency."""

@@ -1,0 +1,1 @@
+"""Labels and selection: language, difficulty / quality / category labels, select rules and quotas."""

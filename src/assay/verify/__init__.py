@@ -1,0 +1,1 @@
+"""Verify-based checks: math answer verification and code run in a sandbox."""
