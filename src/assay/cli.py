@@ -357,7 +357,7 @@ def show(target: str, limit: int, rid: str | None, rejected: bool, stage: str | 
 
 
 # Commands that live with their capability: "module:attribute" of a click command or group.
-# A module that is not there yet (or fails to import its optional dependencies) is skipped.
+# A module that is not there is skipped; one that is there must import (keep its imports light).
 PLUGIN_COMMANDS = (
     "assay.teacher.cli:cache",
     "assay.teacher.cli:teacher",
@@ -373,10 +373,12 @@ def _load_plugins() -> None:
     for spec in PLUGIN_COMMANDS:
         module, attr = spec.split(":")
         try:
-            cmd = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            continue
-        main.add_command(cmd)
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:  # that capability is not installed
+                continue
+            raise
+        main.add_command(getattr(mod, attr))
 
 
 _load_plugins()
