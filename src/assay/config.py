@@ -107,7 +107,8 @@ def normalise_stage_entry(entry: Any, i: int) -> dict[str, Any]:
         params = {k: v for k, v in entry.items() if k not in ("stage", "name")}
         return {"stage": entry["stage"], "label": entry.get("name"), "params": params}
     if len(entry) != 1:
-        raise ValueError(f"stages[{i}]: write `- STAGE: {{params}}` or `- {{stage: STAGE, ...}}`; got keys {sorted(entry)}")
+        raise ValueError(f"stages[{i}]: write `- STAGE: {{params}}` or `- {{stage: STAGE, ...}}`; "
+                         f"got keys {sorted(entry)}")
     (name, params), = entry.items()
     params = dict(params or {})
     label = params.pop("name", None)

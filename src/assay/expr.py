@@ -67,8 +67,8 @@ class _Compiler:
         self.source = source
 
     def fail(self, node: ast.AST, what: str) -> ConfigError:
-        return ConfigError(f"expression {self.source!r}: {what} is not allowed "
-                           "(use fields, literals, comparisons, and/or/not, and len/lower/str/abs/min/max/round/contains)")
+        return ConfigError(f"expression {self.source!r}: {what} is not allowed (use fields, literals, "
+                           "comparisons, and/or/not, and len/lower/str/abs/min/max/round/contains)")
 
     def compile(self, node: ast.AST) -> Fn:
         method = getattr(self, f"c_{type(node).__name__}", None)

@@ -48,8 +48,8 @@ def _checks_table(checks: dict[str, Any]) -> Table:
             continue
         mark = "[green]pass[/]" if c.get("passed") else "[red]fail[/]"
         score = c.get("score")
-        table.add_row(name, mark, "" if score is None else f"{score:g}" if isinstance(score, (int, float)) else str(score),
-                      Text(str(c.get("reason") or ""), overflow="fold"))
+        shown = "" if score is None else f"{score:g}" if isinstance(score, (int, float)) else str(score)
+        table.add_row(name, mark, shown, Text(str(c.get("reason") or ""), overflow="fold"))
     return table
 
 

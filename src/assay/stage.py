@@ -114,8 +114,15 @@ class Stage(BaseModel):
         self.process_batch(records)
 
     def stats(self) -> dict[str, Any]:
-        """Counters this process gathered (merged over shards and workers into stats.json)."""
+        """Counters gathered since the last call (the runner calls it once per shard and adds
+        the numbers up over shards and workers into stats.json)."""
         return {}
+
+    def needs_retry(self, record: Record) -> bool:
+        """True when this stage left work undone on the record (a teacher request that failed).
+        The shard is then marked incomplete and the next run of the same command redoes it for
+        this stage and the ones after (answered requests come from the cache)."""
+        return False
 
 
 class Transform(Stage):
@@ -263,7 +270,8 @@ def build_stage(name: str, params: dict[str, Any] | None = None, label: str | No
     try:
         inst = cls(**(params or {}))
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, cls, f"stage {label or name!r}" + (f" ({where})" if where else ""))) from None
+        what = f"stage {label or name!r}" + (f" ({where})" if where else "")
+        raise ConfigError(describe_validation_error(exc, cls, what)) from None
     inst._label = label or ""
     return inst
 

@@ -68,7 +68,7 @@ def read_jsonl(path: str | os.PathLike[str], *, skip_lines: int = 0, start_offse
             f.seek(start_offset)
             offset, lineno = start_offset, skip_lines
         elif skip_lines:
-            for line in f:
+            for _ in f:
                 lineno += 1
                 if lineno >= skip_lines:
                     break

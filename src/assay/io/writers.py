@@ -44,7 +44,8 @@ class JsonlWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = f"{self.path}.tmp{os.getpid()}"
         raw: IO[bytes] = open(self._tmp, "wb", buffering=buffer)
-        self._f: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if str(path).endswith(".gz") else raw
+        gz = str(path).endswith(".gz")
+        self._f: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if gz else raw
         self._raw = raw
         self.count = 0
 

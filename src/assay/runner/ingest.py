@@ -176,7 +176,7 @@ class Ingest:
         out.commit()
         bad.commit()
         position = pos.__dict__ if pos is not None else Position(len(self.inputs)).__dict__
-        self.sd.write_marker(k, {"stats": stats.to_dict(), "position": position})
+        self.sd.write_marker(k, {"stats": stats.to_dict(), "position": position}, None)
         return stats, n < self.shard_size
 
 

@@ -22,6 +22,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 
 from assay.config import PipelineConfig
@@ -34,7 +35,17 @@ from assay.runner.ingest import LABEL as READ_LABEL
 from assay.runner.ingest import Ingest, estimate_rows, ingest_fingerprint
 from assay.runner.progress import Hub
 from assay.runner.rundir import RunDir, StageDir, fingerprint
-from assay.runner.shard import ChainTask, StageJob, StageShard, chunks, live_stage, run_chain, stage_errors
+from assay.runner.shard import (
+    ChainTask,
+    IndexTask,
+    StageJob,
+    StageShard,
+    chunks,
+    live_stage,
+    run_chain,
+    run_index,
+    stage_errors,
+)
 from assay.stage import GlobalStage, Stage
 
 
@@ -177,48 +188,90 @@ class Runner:
                 yield fut.result()
 
         for i in upstream:
-            first = next((k for k, p in enumerate(group) if not p.dir.is_done(i)), None)
+            first, token = self._first_undone(group, prev, i)
             if first is None:
-                self._advance_done(group, i)
                 yield i
                 continue
-            self._advance_done(group[:first], i)
             self._ensure_started(group, started)
             source = group[first - 1].dir.shard(i) if first else prev.shard(i)
-            task = ChainTask(i, source, [p.job for p in group[first:]], state_path)
+            task = ChainTask(i, source, token, [p.job for p in group[first:]], state_path)
             pending.add(engine.submit(run_chain, task))
             yield from drain(block=len(pending) >= limit)
         while pending:
             yield from drain(block=True)
 
-    def _advance_done(self, group: list[Planned], i: int) -> None:
-        for p in group:
-            self.hub.advance(p.label, p.dir.read_marker(i)["stats"]["records_in"])
+    def _first_undone(self, group: list[Planned], prev: StageDir, i: int) -> tuple[int | None, str | None]:
+        """The first stage of the group that must (re)do shard i, and the token of its input.
+        Stages before it count as done for the progress bars."""
+        token = prev.token(i)
+        for k, p in enumerate(group):
+            if not p.dir.is_done(i, token):
+                return k, token
+            marker = p.dir.read_marker(i)
+            self.hub.advance(p.label, marker["stats"]["records_in"])
+            token = marker["token"]
+        return None, token
 
     def _global_segment(self, p: Planned, upstream: Iterator[int], prev: StageDir, engine: Engine,
                         started: list[Stage]) -> Iterator[int]:
         shards = list(upstream)  # barrier: the index needs every record
         state_path = p.dir.path / "state.pkl"
-        if not p.dir.flag("indexed").exists() and not all(p.dir.is_done(i) for i in shards):
+        tokens = [prev.token(i) for i in shards]
+        flag = p.dir.flag("indexed")
+        indexed = flag.exists() and orjson.loads(flag.read_bytes()).get("upstream") == tokens
+        if not indexed:
             self._ensure_started([p], started)
             stage = live_stage(p.job)
             assert isinstance(stage, GlobalStage)
             self.hub.log("indexing", stage=p.label, shards=len(shards))
-            with stage_errors(stage, -1, []):
-                state = stage.index(chain.from_iterable(iter_records(prev.shard(i)) for i in shards))
+            if stage.parallel_index():
+                state = stage.merge(self._parallel_index(p, shards, tokens, prev, engine))
+            else:
+                records = chain.from_iterable(iter_records(prev.shard(i)) for i in shards)
+                with stage_errors(stage, -1, []):
+                    state = stage.index(self._counted(records, p.label))
             with open(f"{state_path}.tmp", "wb") as f:
                 pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
             Path(f"{state_path}.tmp").replace(state_path)
-            atomic_write_bytes(p.dir.flag("indexed"), b"{}")
+            atomic_write_bytes(flag, orjson.dumps({"upstream": tokens}))
+            # a new state means new decisions for every shard
+            for i in shards:
+                p.dir.marker(i).unlink(missing_ok=True)
+        self.hub.set_total(p.label, sum(prev.read_marker(i)["stats"]["records_out"] for i in shards))
+        self.hub.reset(p.label)
         yield from self._pool_segment([p], iter(shards), prev, engine, started, state_path)
+
+    def _counted(self, records: Iterator[Any], label: str) -> Iterator[Any]:
+        n = 0
+        for rec in records:
+            n += 1
+            if n % 1000 == 0:
+                self.hub.advance(label, 1000)
+            yield rec
+        self.hub.advance(label, n % 1000)
+
+    def _parallel_index(self, p: Planned, shards: list[int], tokens: list[str | None], prev: StageDir,
+                        engine: Engine) -> Iterator[Any]:
+        part_dir = p.dir.path / "partials"
+        futures = []
+        for i, token in zip(shards, tokens, strict=True):
+            marker = part_dir / f"{i:05d}.upstream"
+            if marker.exists() and marker.read_text() == (token or "") and (part_dir / f"{i:05d}.pkl").exists():
+                continue
+            futures.append(engine.submit(run_index, IndexTask(i, prev.shard(i), token, p.job)))
+        for fut in futures:
+            fut.result()
+        for i in shards:  # merged in shard order: deterministic
+            with open(part_dir / f"{i:05d}.pkl", "rb") as f:
+                yield pickle.load(f)
 
     def _local_segment(self, p: Planned, upstream: Iterator[int], prev: StageDir, started: list[Stage],
                        *, is_async: bool) -> Iterator[int]:
         loop = asyncio.new_event_loop() if is_async else None
         try:
             for i in upstream:
-                if p.dir.is_done(i):
-                    self._advance_done([p], i)
+                first, token = self._first_undone([p], prev, i)
+                if first is None:
                     yield i
                     continue
                 self._ensure_started([p], started)
@@ -235,7 +288,7 @@ class Runner:
                 except BaseException:
                     out.abort()
                     raise
-                out.commit()
+                out.commit(token)
                 yield i
         finally:
             if loop is not None:
@@ -278,12 +331,16 @@ class Runner:
                 acc.add(StageStats.from_dict(sd.read_marker(i)["stats"]))
             return acc
 
+        def incomplete(sd: StageDir) -> int:
+            return sum(sd.read_marker(i).get("incomplete", 0) for i in shards)
+
         read = total(read_dir)
         stages = []
         for p in planned:
             st = total(p.dir)
             d = {"stage": p.label, "type": p.job.name, **st.to_dict()}
             d["records_per_s"] = round(st.records_in / st.seconds, 1) if st.seconds > 0 else None
+            d["incomplete"] = incomplete(p.dir)
             stages.append(d)
         last_out = stages[-1]["records_out"] if stages else read.records_out
         last_resp = stages[-1]["responses_out"] if stages else read.responses_out

@@ -9,8 +9,16 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TaskProgressColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 
 class Hub:
@@ -63,6 +71,12 @@ class Hub:
                 task = self._progress._tasks[task_id]
                 speed = task.speed
                 self._progress.update(task_id, rate=f"{speed:,.0f}/s" if speed else "")
+
+    def reset(self, label: str) -> None:
+        with self._lock:
+            self._counts[label] = 0
+            if self._progress is not None and label in self._tasks:
+                self._progress.reset(self._tasks[label], start=True)
 
     def complete(self, label: str) -> None:
         if self._progress is not None and label in self._tasks:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,14 +62,28 @@ class StageDir:
     def marker(self, i: int) -> Path:
         return self.path / "done" / f"{shard_name(i)}.json"
 
-    def is_done(self, i: int) -> bool:
-        return self.marker(i).exists()
-
     def read_marker(self, i: int) -> dict[str, Any]:
         return orjson.loads(self.marker(i).read_bytes())
 
-    def write_marker(self, i: int, data: dict[str, Any]) -> None:
-        atomic_write_bytes(self.marker(i), orjson.dumps(data))
+    def token(self, i: int) -> str | None:
+        """The identity of shard i's current output (None when not written)."""
+        try:
+            return self.read_marker(i).get("token")
+        except FileNotFoundError:
+            return None
+
+    def is_done(self, i: int, upstream: str | None) -> bool:
+        """Done = a marker made from the current upstream output, with no work left to retry."""
+        try:
+            m = self.read_marker(i)
+        except FileNotFoundError:
+            return False
+        return m.get("upstream") == upstream and not m.get("incomplete")
+
+    def write_marker(self, i: int, data: dict[str, Any], upstream: str | None) -> str:
+        token = uuid.uuid4().hex
+        atomic_write_bytes(self.marker(i), orjson.dumps({**data, "token": token, "upstream": upstream}))
+        return token
 
     def done_shards(self) -> list[int]:
         d = self.path / "done"

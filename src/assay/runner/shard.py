@@ -48,8 +48,19 @@ class StageJob:
 class ChainTask:
     shard: int
     source: Path  # the input shard file (the previous stage's output)
+    upstream: str | None  # the token of that input's marker
     jobs: list[StageJob]
     state_path: Path | None = None  # for the decide pass of a global stage
+
+
+@dataclass
+class IndexTask:
+    """Parallel indexing of one shard for a global stage: index_shard(records) -> partial."""
+
+    shard: int
+    source: Path
+    upstream: str | None
+    job: StageJob
 
 
 # Stages set up in this process, by fingerprint: model loads and pools survive across shards.
@@ -109,6 +120,8 @@ class StageShard:
         self.rejected = JsonlWriter(job.dir.rejected(shard))
         self.decide = Decider(stage, self.stats, self.rejected)
         self.when = compile_expr(stage.when) if stage.when else None
+        self.retry_hook = type(stage).needs_retry is not Stage.needs_retry
+        self.incomplete = 0
         self.started = time.perf_counter()
 
     def split(self, chunk: list[Record]) -> tuple[list[Record], list[bool]]:
@@ -122,6 +135,8 @@ class StageShard:
         return [r for r, f in zip(chunk, flags, strict=True) if f], flags
 
     def finish(self, chunk: list[Record], flags: list[bool]) -> list[Record]:
+        if self.retry_hook:
+            self.incomplete += sum(1 for r, f in zip(chunk, flags, strict=True) if f and self.stage.needs_retry(r))
         kept = [r for r, f in zip(chunk, flags, strict=True) if not f or self.decide(r)]
         self.stats.records_out += len(kept)
         self.stats.responses_out += sum(len(r.get("responses") or ()) for r in kept)
@@ -135,14 +150,16 @@ class StageShard:
                 work(active)
         return self.finish(chunk, flags)
 
-    def commit(self) -> dict[str, Any]:
+    def commit(self, upstream: str | None) -> str:
+        """Publish the shard's outputs, then its marker; returns the marker's token."""
         self.stats.seconds = time.perf_counter() - self.started
         self.stats.metrics = self.stage.stats()
         self.out.commit()
         self.rejected.commit()
-        data = {"stats": self.stats.to_dict()}
-        self.job.dir.write_marker(self.shard, data)
-        return data
+        data: dict[str, Any] = {"stats": self.stats.to_dict()}
+        if self.incomplete:
+            data["incomplete"] = self.incomplete
+        return self.job.dir.write_marker(self.shard, data, upstream)
 
     def abort(self) -> None:
         self.out.abort()
@@ -190,6 +207,35 @@ def run_chain(task: ChainTask, progress: Callable[[str, int], None] = lambda lab
         for out in outs:
             out.abort()
         raise
+    token = task.upstream
     for out in outs:
-        out.commit()
+        token = out.commit(token)
+    return task.shard
+
+
+def run_index(task: IndexTask, progress: Callable[[str, int], None] = lambda label, n: None) -> int:
+    """index_shard over one shard; the partial is pickled next to a marker naming its input."""
+    import pickle
+
+    stage = live_stage(task.job)
+    label = task.job.label or task.job.name
+    part_dir = task.job.dir.path / "partials"
+    part_dir.mkdir(exist_ok=True)
+
+    def counted(records: Iterable[Record]) -> Iterator[Record]:
+        n = 0
+        for rec in records:
+            n += 1
+            if n % 1000 == 0:
+                progress(label, 1000)
+            yield rec
+        progress(label, n % 1000)
+
+    with stage_errors(stage, task.shard, []):
+        partial = stage.index_shard(counted(iter_records(task.source)))  # type: ignore[attr-defined]
+    path = part_dir / f"{task.shard:05d}.pkl"
+    with open(f"{path}.tmp", "wb") as f:
+        pickle.dump(partial, f, protocol=pickle.HIGHEST_PROTOCOL)
+    Path(f"{path}.tmp").replace(path)
+    (part_dir / f"{task.shard:05d}.upstream").write_text(task.upstream or "")
     return task.shard

@@ -48,8 +48,8 @@ class Collect(RecordCheck):
     default: DomainRule = Field(default_factory=lambda: DomainRule(require=[], min_prompt_chars=1,
                                                                    max_prompt_chars=None),
                                 description="rule for every domain")
-    per_domain: dict[str, DomainRule] = Field(default_factory=dict,
-                                              description="overrides by domain, e.g. {code: {require: [reference.tests]}}")
+    per_domain: dict[str, DomainRule] = Field(
+        default_factory=dict, description="overrides by domain, e.g. {code: {require: [reference.tests]}}")
 
     def rule_for(self, domain: str) -> DomainRule:
         rule = self.default.model_copy()
