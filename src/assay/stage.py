@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
@@ -172,14 +172,23 @@ class ResponseCheck(Stage):
 
 class GlobalStage(Stage):
     """Sees the whole data set before deciding: `index(records) -> state`, then per record
-    `decide(record, state) -> Verdict | None` (None writes no check).
+    `decide(record, state) -> Verdict | None` (None writes no check). Both passes see the same
+    records (those matching `when:`) in the same order, and `self.position` is the record's
+    place in the run, (shard, ordinal), in both: use it for "first seen" rules.
 
     For parallel indexing, also override `index_shard(records) -> partial` and
-    `merge(partials) -> state`: the runner then indexes shards in worker processes.
+    `merge(partials) -> state`: the runner then indexes shards in worker processes and merges
+    the partials in shard order.
     """
 
     execution: ClassVar[Execution] = "global"
     record_level: ClassVar[bool] = True
+
+    _position: tuple[int, int] = PrivateAttr(default=(0, 0))
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return self._position
 
     def index(self, records: Iterable[Record]) -> Any:
         return self.merge([self.index_shard(records)])
@@ -197,11 +206,26 @@ class GlobalStage(Stage):
     def decide(self, record: Record, state: Any) -> Verdict | None:
         raise NotImplementedError
 
-    def decide_batch(self, records: list[Record], state: Any) -> None:
-        for rec in records:
+    def decide_batch(self, records: list[Record], state: Any, start: tuple[int, int] = (0, 0)) -> None:
+        """Decide a batch whose first record sits at `start` (shard, ordinal)."""
+        shard, base = start
+        for k, rec in enumerate(records):
+            self._position = (shard, base + k)
             verdict = self.decide(rec, state)
             if verdict is not None:
                 checks_of(rec)[self.key] = verdict.to_dict()
+
+    def positioned(self, shard: int, records: Iterable[Record]) -> Iterator[Record]:
+        """The records of one shard that this stage sees (its `when:`), with `position` set."""
+        from assay.expr import compile_expr
+
+        when = compile_expr(self.when) if self.when else None
+        k = 0
+        for rec in records:
+            if when is None or when(rec):
+                self._position = (shard, k)
+                k += 1
+                yield rec
 
 
 # ---- registry ---------------------------------------------------------------------------

@@ -227,7 +227,7 @@ class Runner:
             if stage.parallel_index():
                 state = stage.merge(self._parallel_index(p, shards, tokens, prev, engine))
             else:
-                records = chain.from_iterable(iter_records(prev.shard(i)) for i in shards)
+                records = chain.from_iterable(stage.positioned(i, iter_records(prev.shard(i))) for i in shards)
                 with stage_errors(stage, -1, []):
                     state = stage.index(self._counted(records, p.label))
             with open(f"{state_path}.tmp", "wb") as f:

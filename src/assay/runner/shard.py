@@ -121,6 +121,7 @@ class StageShard:
         self.decide = Decider(stage, self.stats, self.rejected)
         self.when = compile_expr(stage.when) if stage.when else None
         self.retry_hook = type(stage).needs_retry is not Stage.needs_retry
+        self.active_seen = 0  # records of this shard that went through the stage so far
         self.incomplete = 0
         self.started = time.perf_counter()
 
@@ -129,10 +130,13 @@ class StageShard:
         st.records_in += len(chunk)
         st.responses_in += sum(len(r.get("responses") or ()) for r in chunk)
         if self.when is None:
+            self.active_seen += len(chunk)
             return chunk, [True] * len(chunk)
         flags = [bool(self.when(r)) for r in chunk]
         st.skipped += flags.count(False)
-        return [r for r, f in zip(chunk, flags, strict=True) if f], flags
+        active = [r for r, f in zip(chunk, flags, strict=True) if f]
+        self.active_seen += len(active)
+        return active, flags
 
     def finish(self, chunk: list[Record], flags: list[bool]) -> list[Record]:
         if self.retry_hook:
@@ -199,7 +203,10 @@ def run_chain(task: ChainTask, progress: Callable[[str, int], None] = lambda lab
             for st, out in zip(stages, outs, strict=True):
                 n = len(chunk)
                 if state is not None:
-                    chunk = out.run(chunk, lambda recs, st=st: st.decide_batch(recs, state))  # type: ignore[attr-defined]
+                    def decide(recs: list[Record], st: Any = st, out: StageShard = out) -> None:
+                        st.decide_batch(recs, state, (task.shard, out.active_seen - len(recs)))
+
+                    chunk = out.run(chunk, decide)
                 else:
                     chunk = out.run(chunk, st.process_batch)
                 progress(st.label, n)
@@ -232,7 +239,7 @@ def run_index(task: IndexTask, progress: Callable[[str, int], None] = lambda lab
         progress(label, n % 1000)
 
     with stage_errors(stage, task.shard, []):
-        partial = stage.index_shard(counted(iter_records(task.source)))  # type: ignore[attr-defined]
+        partial = stage.index_shard(stage.positioned(task.shard, counted(iter_records(task.source))))  # type: ignore[attr-defined]
     path = part_dir / f"{task.shard:05d}.pkl"
     with open(f"{path}.tmp", "wb") as f:
         pickle.dump(partial, f, protocol=pickle.HIGHEST_PROTOCOL)
