@@ -15,9 +15,22 @@ from assay.runner.shard import teardown_all
 _QUEUE: Any = None
 
 
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGKILL when the runner dies, so no orphan keeps writing shards."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _init_worker(queue: Any) -> None:
     global _QUEUE
     _QUEUE = queue
+    _die_with_parent()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import atexit
 

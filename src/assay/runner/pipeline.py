@@ -116,6 +116,12 @@ class Runner:
         started = time.perf_counter()
         text = config_text or yaml.safe_dump(self.cfg.model_dump(mode="json"), sort_keys=False)
         self.rd.open(fresh=fresh, config_text=text)
+        try:
+            return self._run(started)
+        finally:
+            self.rd.close()
+
+    def _run(self, started: float) -> RunResult:
         read_dir, planned = self.plan()
         invalidated = self.rd.reconcile([read_dir] + [p.dir for p in planned])
         if invalidated:

@@ -29,6 +29,7 @@ from assay.errors import AssayError
 from assay.io.writers import atomic_write_bytes, atomic_write_json
 
 MARK = ".assay-run"
+LOCK = ".lock"
 FORMAT_VERSION = "1"
 
 
@@ -113,13 +114,31 @@ class RunDir:
         if p.exists() and any(p.iterdir()) and not (p / MARK).exists():
             raise AssayError(f"'{p}' exists and is not an assay run directory; choose another --out "
                              "or empty it (assay never deletes folders it did not create)")
+        p.mkdir(parents=True, exist_ok=True)
+        self._lock()
         if fresh and (p / MARK).exists():
             for child in p.iterdir():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-        p.mkdir(parents=True, exist_ok=True)
+                if child.name != LOCK:
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
         (p / MARK).write_text(FORMAT_VERSION + "\n")
         atomic_write_bytes(p / "config.yaml", config_text.encode())
         self.stages_root.mkdir(exist_ok=True)
+
+    def _lock(self) -> None:
+        """One run per directory at a time; the OS drops the lock when the process dies."""
+        import fcntl
+
+        self._lock_file = open(self.path / LOCK, "a+")  # held for the whole run
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AssayError(f"another assay run is using '{self.path}'; wait for it or choose another --out") from None
+
+    def close(self) -> None:
+        lock = getattr(self, "_lock_file", None)
+        if lock is not None:
+            lock.close()
+            self._lock_file = None
 
     def stage_dir(self, index: int, label: str, fp: str) -> StageDir:
         return StageDir(self.stages_root / f"{index:02d}-{label}", fp)
@@ -135,6 +154,9 @@ class RunDir:
             if sd is None or not fp_file.exists() or fp_file.read_text().strip() != sd.fp:
                 shutil.rmtree(child)
                 removed.append(child.name)
+        for stale in self.path.rglob("*.tmp*"):  # temporaries of a killed run
+            if stale.is_file():
+                stale.unlink()
         for sd in wanted:
             sd.prepare()
             if not (sd.path / "fingerprint").exists():

@@ -1,0 +1,91 @@
+"""A run killed with SIGKILL at any moment ends, when rerun, with the output of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import read_jsonl, read_output, write_jsonl
+
+TIMING = {"seconds", "wall_seconds", "records_per_s"}
+
+
+def strip_timing(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: strip_timing(v) for k, v in obj.items() if k not in TIMING}
+    if isinstance(obj, list):
+        return [strip_timing(v) for v in obj]
+    return obj
+
+
+def snapshot(run_dir: Path) -> dict[str, Any]:
+    rejected = {p.name: read_jsonl(p) for p in sorted((run_dir / "rejected").glob("*.jsonl"))}
+    return {
+        "output": read_output(run_dir),
+        "rejected": rejected,
+        "invalid": read_jsonl(run_dir / "invalid" / "invalid.jsonl"),
+        "stats": strip_timing(json.loads((run_dir / "stats.json").read_text())),
+    }
+
+
+def start(cfg: Path, out: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "assay", "run", str(cfg), "--out", str(out), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_sigkill_at_random_points_then_resume_equals_clean_run(tmp_path: Path) -> None:
+    rng = random.Random(20261128)
+    rows: list[Any] = []
+    for i in range(40_000):
+        rid = f"r{i - 3}" if i % 97 == 0 and i else f"r{i}"
+        rows.append({"id": rid, "domain": ("math", "code", "science", "chat")[i % 4], "source": "synthetic",
+                     "prompt": f"Problem {i}: compute {i} * {i % 13}. " + "detail " * (i % 40),
+                     "reference": {"answer": str(i * (i % 13))} if i % 5 else None,
+                     "responses": [{"text": f"The answer is {i * (i % 13) + j}."} for j in range(i % 3)]})
+        if i % 1000 == 0:
+            rows.append("{broken json")
+    write_jsonl(tmp_path / "in.jsonl", [r if isinstance(r, str) else {k: v for k, v in r.items() if v is not None}
+                                        for r in rows])
+    (tmp_path / "p.yaml").write_text(
+        "inputs: [in.jsonl]\nshard_size: 1500\nworkers: 2\nseed: 7\nstages:\n"
+        "  - collect: {per_domain: {code: {min_prompt_chars: 20}}}\n"
+        "  - unique-ids\n"
+        "  - sample: {fraction: 0.8}\n"
+        "  - filter: {expr: 'labels.verifiable or domain == \"chat\"'}\n")
+    cfg = tmp_path / "p.yaml"
+
+    clean = tmp_path / "clean"
+    t0 = time.monotonic()
+    proc = start(cfg, clean)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    full = time.monotonic() - t0
+    expected = snapshot(clean)
+    assert expected["stats"]["output"]["records"] > 20_000
+
+    killed = tmp_path / "killed"
+    kills = 0
+    for _ in range(8):
+        proc = start(cfg, killed)
+        # each rerun resumes, so it has less left to do: kill early enough to land inside it
+        time.sleep(rng.uniform(0.3, max(0.6, full * 0.4)))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+    assert kills >= 4, "the run finished too fast to be killed: make the input bigger"
+    time.sleep(0.5)  # workers die with their parent (PR_SET_PDEATHSIG)
+    proc = start(cfg, killed)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    got = snapshot(killed)
+    assert got["output"] == expected["output"]
+    assert got["rejected"] == expected["rejected"]
+    assert got["invalid"] == expected["invalid"]
+    assert got["stats"] == expected["stats"]
+    assert not [p for p in killed.rglob("*") if ".tmp" in p.name]  # temporaries of the kills are cleaned
