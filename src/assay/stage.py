@@ -67,18 +67,25 @@ class Stage(BaseModel):
     drop_empty: bool = Field(True, description="reject a record whose responses all failed")
 
     _label: str = PrivateAttr(default="")
+    _key: str | None = PrivateAttr(default=None)
     _ctx: StageContext | None = PrivateAttr(default=None)
 
     # ---- identity -----------------------------------------------------------------------
+    # Private attributes are read through __pydantic_private__ directly: pydantic's __getattr__
+    # path costs microseconds, and these are read once per record.
     @property
     def label(self) -> str:
         """The instance name (config `name:`), defaulting to the registry name."""
-        return self._label or self.name
+        return self.__pydantic_private__["_label"] or self.name  # type: ignore[index]
 
     @property
     def key(self) -> str:
         """The key this stage's check is written under in `checks`."""
-        return self.label.replace("-", "_").replace(".", "_")
+        private = self.__pydantic_private__
+        key = private.get("_key")  # type: ignore[union-attr]
+        if key is None:
+            key = private["_key"] = self.label.replace("-", "_").replace(".", "_")  # type: ignore[index]
+        return key
 
     def check_names(self) -> list[str]:
         """Keys of the checks this stage writes; the decision looks at these."""
@@ -86,9 +93,10 @@ class Stage(BaseModel):
 
     @property
     def ctx(self) -> StageContext:
-        if self._ctx is None:
+        ctx = self.__pydantic_private__["_ctx"]  # type: ignore[index]
+        if ctx is None:
             raise RuntimeError(f"stage {self.label} used before setup()")
-        return self._ctx
+        return ctx
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self, ctx: StageContext) -> None:
@@ -151,8 +159,9 @@ class RecordCheck(Stage):
         return [self.check(r) for r in records]
 
     def process_batch(self, records: list[Record]) -> None:
+        key = self.key
         for rec, verdict in zip(records, self.check_batch(records), strict=True):
-            checks_of(rec)[self.key] = verdict.to_dict()
+            checks_of(rec)[key] = verdict.to_dict()
 
 
 class ResponseCheck(Stage):
@@ -166,8 +175,9 @@ class ResponseCheck(Stage):
 
     def process_batch(self, records: list[Record]) -> None:
         items = [(rec, resp) for rec in records for resp in rec.get("responses") or ()]
+        key = self.key
         for (_, resp), verdict in zip(items, self.check_batch(items), strict=True):
-            checks_of(resp)[self.key] = verdict.to_dict()
+            checks_of(resp)[key] = verdict.to_dict()
 
 
 class GlobalStage(Stage):

@@ -24,8 +24,14 @@ class Sample(RecordCheck):
 
     fraction: float = Field(1.0, ge=0.0, le=1.0, description="share of records to keep")
 
+    def check_batch(self, records: list[Record]) -> list[Verdict]:
+        seed = self.ctx.seed
+        return [self._verdict(unit_hash(seed, r["id"])) for r in records]
+
     def check(self, record: Record) -> Verdict:
-        u = unit_hash(self.ctx.seed, record["id"])
+        return self._verdict(unit_hash(self.ctx.seed, record["id"]))
+
+    def _verdict(self, u: float) -> Verdict:
         return Verdict(u < self.fraction, round(u, 6), f"hash {u:.3f} vs fraction {self.fraction}",
                        code="not sampled" if u >= self.fraction else None)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from assay.record import DOMAINS, Record, Verdict, has_reference, prompt_text
 from assay.stage import RecordCheck, stage
@@ -51,11 +51,17 @@ class Collect(RecordCheck):
     per_domain: dict[str, DomainRule] = Field(
         default_factory=dict, description="overrides by domain, e.g. {code: {require: [reference.tests]}}")
 
+    _rules: dict[str, DomainRule] = PrivateAttr(default_factory=dict)
+
     def rule_for(self, domain: str) -> DomainRule:
-        rule = self.default.model_copy()
-        override = self.per_domain.get(domain)
-        if override is not None:
-            rule = rule.model_copy(update=override.model_dump(exclude_none=True))
+        rules = self.__pydantic_private__["_rules"]  # type: ignore[index]
+        rule = rules.get(domain)
+        if rule is None:
+            rule = self.default.model_copy()
+            override = self.per_domain.get(domain)
+            if override is not None:
+                rule = rule.model_copy(update=override.model_dump(exclude_none=True))
+            rules[domain] = rule
         return rule
 
     def check(self, record: Record) -> Verdict:
