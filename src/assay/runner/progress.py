@@ -88,7 +88,7 @@ class Hub:
         if self.json_logs:
             sys.stderr.write(json.dumps({"t": round(time.time(), 3), "event": event, **fields}) + "\n")
             sys.stderr.flush()
-        elif not self.quiet and event not in ("stage done",):
+        elif not self.quiet and event not in ("stage done", "indexing"):
             detail = " ".join(f"{k}={v}" for k, v in fields.items())
             self.console.print(f"[dim]{event}[/] {detail}".strip(), highlight=False)
 
