@@ -46,8 +46,7 @@ def statement(row: dict[str, Any], examples: list[dict[str, str]]) -> str | None
 
 @source("codeforces")
 class Codeforces(CodeAdapter):
-    """Codeforces (open-r1/codeforces): `id`, `title`, `description`, `input_format`, `output_format`, `examples`,
-    `official_tests`, `time_limit`, `memory_limit`, `rating`, `tags`.
+    """Codeforces (open-r1/codeforces): `id`, statement parts, `examples`, `official_tests`, limits, `rating`, `tags`.
 
     The prompt is the statement as Codeforces shows it (or the row's own `prompt`, as in the
     verifiable-prompts config); `official_tests` become a stdin test (the examples when there are

@@ -164,13 +164,16 @@ def as_float(value: Any) -> float | None:
 # ---- math answers and reasoning ---------------------------------------------------------------------
 
 
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_BOXED = re.compile(r"\\(?:boxed|fbox)(?:\s*\{|\s+([^\s{}$]+))")
 
 
 def boxed_answer(text: str) -> str | None:
-    """The content of the last `\\boxed{...}` (or `\\fbox{...}`) with balanced braces, else None."""
+    """The content of the last `\\boxed{...}` (or `\\fbox{...}`, `\\boxed 5`) with balanced braces, else None."""
     found = None
     for m in _BOXED.finditer(text):
+        if m.group(1) is not None:
+            found = m.group(1).rstrip(".,;") or None
+            continue
         depth, i = 1, m.end()
         while i < len(text) and depth:
             c = text[i]
