@@ -104,6 +104,8 @@ class _Compiler:
         return lambda r: r.get(name)
 
     def c_Attribute(self, node: ast.Attribute) -> Fn:
+        if node.attr.startswith("__"):
+            raise self.fail(node, f"'{node.attr}'")
         base, attr = self.compile(node.value), node.attr
         return lambda r: _get(base(r), attr)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -83,7 +84,7 @@ def render(item: dict[str, Any]) -> RenderableType:
         body.append(Text(_excerpt(resp.get("text", ""), 400)))
         if resp.get("checks"):
             body.append(_checks_table(resp["checks"]))
-        title = f"response {i}" + (f" ({resp['model']})" if resp.get("model") else "")
+        title = escape(f"response {i}" + (f" ({resp['model']})" if resp.get("model") else ""))
         parts.append(Panel(Group(*body), title=title, title_align="left", border_style="blue"))
-    title = f"{item.get('id')}  [{item.get('domain')}/{item.get('source')}]"
+    title = escape(f"{item.get('id')}  [{item.get('domain')}/{item.get('source')}]")
     return Panel(Group(*parts), title=title, title_align="left")
