@@ -62,5 +62,5 @@ def test_attribute_access_never_reaches_python_objects() -> None:
 
 
 def test_syntax_errors_name_the_expression() -> None:
-    with pytest.raises(ConfigError, match="expression 'labels.x >' is not valid"):
+    with pytest.raises(ConfigError, match=r"expression 'labels\.x >' is not valid"):
         evaluate("labels.x >", REC)

@@ -77,7 +77,8 @@ def test_reads_save_to_disk_and_hub_layouts(tmp_path: Path) -> None:
     pq.write_table(pa.Table.from_pylist([{"q": 1}, {"q": 2}]), hub / "train-00000-of-00002.parquet")
     pq.write_table(pa.Table.from_pylist([{"q": 3}]), hub / "train-00001-of-00002.parquet")
     pq.write_table(pa.Table.from_pylist([{"q": 9}]), hub / "test-00000-of-00001.parquet")
-    assert [r["q"] for f in dataset_files(tmp_path / "hub", "train") for r in (x.data for x in read_rows(f))] == [1, 2, 3]
+    train = [row.data["q"] for f in dataset_files(tmp_path / "hub", "train") for row in read_rows(f)]
+    assert train == [1, 2, 3]
     with pytest.raises(AssayError, match="no split 'dev'"):
         dataset_files(tmp_path / "dd", "dev")
 
