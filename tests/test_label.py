@@ -34,11 +34,14 @@ def _stage(**params: Any) -> Label:
     return st
 
 
-def test_math500_levels_and_subjects(shared_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("through", ["records", "source"])
+def test_math500_levels_and_subjects(shared_data: Path, tmp_path: Path, through: str) -> None:
     records = math500_records(shared_data)
-    inp = write_jsonl(tmp_path / "math500.jsonl", records)
     out = tmp_path / "labelled.jsonl"
-    assay("apply", "label", str(inp), str(out))
+    if through == "source":  # the `math` adapter puts the level in meta and the subject in labels.category
+        assay("apply", "label", str(shared_data / "math500" / "test.jsonl"), str(out), "--source", "math")
+    else:
+        assay("apply", "label", str(write_jsonl(tmp_path / "math500.jsonl", records)), str(out))
     labelled = read_jsonl(out)
     assert len(labelled) == 500
     expected = {1: 0.1, 2: 0.3, 3: 0.5, 4: 0.7, 5: 0.9}
@@ -110,6 +113,12 @@ def test_category_kept_from_source_renamed_and_defaulted() -> None:
     assert renamed["labels"]["category"] == "algebra"
     assert default["labels"]["category"] == "code"
     assert default["labels"]["tags"] == ["dp", "greedy"]
+    raw = {"id": "d", "domain": "math", "prompt": "p" * 20, "labels": {"category": "Olympiad Geometry"}}
+    _stage().process(raw)
+    assert raw["labels"]["category"] == "olympiad_geometry"
+    raw["labels"]["category"] = "Olympiad Geometry"
+    _stage(normalise_category=False).process(raw)
+    assert raw["labels"]["category"] == "Olympiad Geometry"
 
 
 def test_quality_flags_visible_defects() -> None:

@@ -60,6 +60,9 @@ class Label(Transform):
                                             "record runs from 1 to this (Omni-MATH: 10)")
     category_map: dict[str, str] = Field(default_factory=dict, description="rename categories after "
                                          "normalisation (lowercase, underscores), e.g. {precalculus: algebra}")
+    normalise_category: bool = Field(True, description="write every category, also one the source set, "
+                                     "lowercase with underscores (Intermediate Algebra -> intermediate_algebra), "
+                                     "then renamed by category_map, so rules and quotas see one vocabulary")
     default_category: str | None = Field(None, description="category for records without one (e.g. the domain "
                                          "is used when set to 'domain')")
     pass_checks: list[str] = Field(["math_verify", "code_verify"], description="empirical: response checks that "
@@ -88,11 +91,11 @@ class Label(Transform):
         if difficulty is not None:
             found["difficulty"], found["difficulty_from"] = difficulty
         cat = md.first_present(meta, CATEGORY_KEYS)
-        category = md.slug(cat[1]) if cat and isinstance(cat[1], (str, int)) else None
+        category = str(cat[1]) if cat and isinstance(cat[1], (str, int)) else None
         if not category and self.default_category:
             category = record.get("domain") if self.default_category == "domain" else self.default_category
         if category:
-            found["category"] = self.category_map.get(md.slug(category), md.slug(category))
+            found["category"] = category
         tags = meta.get("tags")
         if isinstance(tags, list) and tags:
             found["tags"] = [str(t) for t in tags]
@@ -140,6 +143,9 @@ class Label(Transform):
         for k, v in found.items():
             if k not in kept:
                 labels[k] = v
+        if self.normalise_category and isinstance(labels.get("category"), str) and labels["category"].strip():
+            name = md.slug(labels["category"])
+            labels["category"] = self.category_map.get(name, name)
         source = labels.get("difficulty_from") if "difficulty" in found else None
         key = source.split(".")[0] if isinstance(source, str) else "none"
         counts = self._counts.setdefault("difficulty_from", {})
