@@ -68,6 +68,10 @@ def test_gsm8k_bad_rows() -> None:
     assert source_error("gsm8k", {"question": "q", "answer": "text ####  "}).field == "answer"
     assert source_error("gsm8k", {"answer": "#### 1"}).field == "question"
     assert source_error("gsm8k", {"question": ["q"], "answer": "#### 1"}).field == "question"
+    # copies that keep only the final number
+    assert convert_one("gsm8k", {"question": "q", "answer": 18})["reference"] == {"answer": "18"}
+    assert convert_one("gsm8k", {"question": "q", "answer": "1,200"})["reference"] == {"answer": "1200"}
+    assert convert_one("gsm8k", {"question": "q", "answer": "So #### $7."})["reference"]["answer"] == "7"
 
 
 def test_math500_levels_subjects_and_answers(shared_data: Path) -> None:

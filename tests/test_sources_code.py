@@ -172,6 +172,32 @@ def test_mbpp_sanitized_layout_uses_test_imports() -> None:
     assert rec["reference"]["tests"]["entry_point"] == "similar_elements"
 
 
+def test_mbpp_plus_test_program() -> None:
+    # EvalPlus MBPP+ (MbppPlus.jsonl): task_id, prompt (docstring with the task and one assert), entry_point,
+    # canonical_solution, test (a whole test program, not a list of asserts).
+    row = {"task_id": "Mbpp/2",
+           "prompt": '"""\nWrite a function to find the shared elements from the given two lists.\n'
+                     'assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))\n"""\n',
+           "entry_point": "similar_elements",
+           "canonical_solution": "def similar_elements(a, b):\n    return tuple(set(a) & set(b))\n",
+           "test": "inputs = [[(3, 4, 5, 6), (5, 7, 4, 10)], [(1, 2), (3, 4)]]\nresults = [(4, 5), ()]\n"
+                   "for inp, exp in zip(inputs, results):\n"
+                   "    assert set(similar_elements(*inp)) == set(exp)\n"}
+    rec = convert_one("mbpp", row)
+    assert rec["id"] == "mbpp/Mbpp/2" and rec["reference"]["tests"]["entry_point"] == "similar_elements"
+    assert rec["prompt"].startswith("You are an expert Python programmer, and here is your task: Write a function")
+    assert '"""' not in rec["prompt"]
+    code = rec["reference"]["tests"]["code"]
+    assert code.startswith("inputs = ") and "for inp, exp in zip" in code
+    ns: dict[str, Any] = {}
+    exec(rec["reference"]["solution"], ns)
+    exec(code, ns)
+    ns = {}
+    exec("def similar_elements(a, b):\n    return ()\n", ns)
+    with pytest.raises(AssertionError):
+        exec(code, ns)
+
+
 # ---- APPS ---------------------------------------------------------------------------------------------
 
 

@@ -14,14 +14,23 @@ from assay.sources.common import Adapter, clean, opt
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_NUMBER = re.compile(r"\$?-?[\d,]*\.?\d+")
 
 
 def final_answer(answer: str) -> str:
-    """The number after the last `####`, without thousands separators (`1,450,000` -> `1450000`)."""
+    """The number after the last `####`, without thousands separators (`1,450,000` -> `1450000`).
+
+    A bare number (copies that keep only the final answer) is accepted as it is.
+    """
     _, sep, tail = answer.rpartition("####")
-    if not sep or not tail.strip():
+    if not sep:
+        if _NUMBER.fullmatch(answer.strip()):
+            tail = answer
+        else:
+            raise SourceError("has no final answer after '####'", "answer")
+    if not tail.strip():
         raise SourceError("has no final answer after '####'", "answer")
-    return _THOUSANDS.sub("", tail.strip().rstrip(".")).strip()
+    return _THOUSANDS.sub("", tail.strip().rstrip(".").lstrip("$")).strip()
 
 
 @source("gsm8k")
@@ -37,7 +46,9 @@ class GSM8K(Adapter):
 
     def map(self, row: dict[str, Any], at: RowAt) -> Record:
         question = need(row, "question")
-        answer = need(row, "answer")
+        answer = need(row, "answer", (str, int, float))
+        if not isinstance(answer, str):
+            answer = str(answer)
         solution = answer.rpartition("####")[0].strip()
         if self.strip_calculator:
             solution = _CALCULATOR.sub("", solution)

@@ -16,23 +16,24 @@ from assay.sources.common import CodeAdapter, clean, normalise_code, opt, opt_te
 _BUILTINS = frozenset(dir(builtins))
 
 
-def _test_list(row: dict[str, Any]) -> tuple[str, list[str]]:
-    """(field name, asserts): `test_list`, or `test` as a list or a string holding a Python list literal."""
+def _tests(row: dict[str, Any]) -> tuple[str, list[str], str | None]:
+    """(field, asserts, test program): `test_list`, or `test` as a list, a string holding a Python list
+    literal, or a test program (EvalPlus MBPP+), whose assert lines are the asserts shown."""
     if row.get("test_list") is not None:
-        return "test_list", text_list(row["test_list"], "test_list")
+        return "test_list", text_list(row["test_list"], "test_list"), None
     value = row.get("test")
     if value is None:
         raise SourceError("is missing (MBPP rows need 'test_list' or 'test')", "test_list")
     if isinstance(value, str):
         stripped = value.strip()
-        if stripped.startswith("["):
-            try:
-                value = ast.literal_eval(stripped)
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                raise SourceError("is not a Python list of assert strings", "test") from None
-        else:
-            value = [line for line in stripped.splitlines() if line.strip()]
-    return "test", text_list(value, "test")
+        if not stripped.startswith("["):
+            shown = [line.strip() for line in stripped.splitlines() if line.startswith("assert")]
+            return "test", shown[:3], normalise_code(stripped) if stripped else None
+        try:
+            value = ast.literal_eval(stripped)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raise SourceError("is not a Python list of assert strings", "test") from None
+    return "test", text_list(value, "test"), None
 
 
 def entry_point(asserts: list[str]) -> str | None:
@@ -65,21 +66,24 @@ class MBPP(CodeAdapter):
         text = opt_text(row, "text") or opt_text(row, "prompt")
         if text is None:
             raise SourceError("is missing (MBPP rows need 'text' or 'prompt')", "text")
-        field, asserts = _test_list(row)
-        if not asserts:
+        field, asserts, program = _tests(row)
+        if not asserts and not program:
             raise SourceError("holds no asserts", field)
-        shown = list(asserts)
         run = list(asserts)
         if self.include_challenge_tests:
             run += text_list(row.get("challenge_test_list"), "challenge_test_list")
         setup = [normalise_code(opt(row, "test_setup_code") or "")]
         setup += text_list(row.get("test_imports"), "test_imports")
-        code = "\n".join(part for part in [*setup, *run] if part.strip()) + "\n"
-        solution = opt(row, "code")
-        entry = entry_point(asserts)
+        code = "\n".join(part for part in [*setup, *([program] if program else run)] if part.strip()) + "\n"
+        solution = opt(row, "code") or opt(row, "canonical_solution")
+        entry = (opt(row, "entry_point") or "").strip() or entry_point(asserts)
         tail = self.instruction if self.instruction is not None else "Return the code in one ```python code block."
-        prompt = (f"You are an expert Python programmer, and here is your task: {text.strip()} "
-                  "Your code should pass these tests:\n\n" + "\n".join(a.strip() for a in shown))
+        text = text.strip()
+        if text.startswith(('"""', "'''")):  # EvalPlus MBPP+ wraps the task in a docstring
+            text = text.strip("\"'").strip()
+        prompt = f"You are an expert Python programmer, and here is your task: {text}"
+        if asserts:
+            prompt += " Your code should pass these tests:\n\n" + "\n".join(a.strip() for a in asserts)
         return self.record(
             at,
             key=opt(row, "task_id", (str, int)),
