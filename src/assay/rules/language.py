@@ -60,21 +60,17 @@ _SCRIPT_LANGUAGE = {HANGUL: "ko", THAI: "th", HEBREW: "he", GREEK: "el"}
 _TABLE: Any = None
 
 
-def _table() -> tuple[Any, Any]:
+def _table() -> Any:
+    """Script of every code point of the Basic Multilingual Plane, as a uint8 lookup table."""
     import numpy as np
 
     global _TABLE
     if _TABLE is None:
-        starts, scripts = [0], [OTHER]
+        table = np.zeros(0x10000, dtype=np.uint8)
         for lo, hi, script in _RANGES:
-            if lo != starts[-1]:
-                starts.append(lo)
-                scripts.append(script)
-            else:
-                scripts[-1] = script
-            starts.append(hi + 1)
-            scripts.append(OTHER)
-        _TABLE = (np.array(starts, dtype=np.uint32), np.array(scripts, dtype=np.int64))
+            if lo <= 0xFFFF:
+                table[lo:min(hi, 0xFFFF) + 1] = script
+        _TABLE = table
     return _TABLE
 
 
@@ -88,14 +84,18 @@ def strip_non_language(text: str) -> str:
 def is_word(token: str) -> bool:
     """A token of natural language: two or more letters, maybe wrapped in punctuation (not the
     variables `a b c`, nor `x^2`, `dp[i]`, `3.5`)."""
+    if token.isalpha():
+        return len(token) > 1
     word = token.strip(_PUNCT)
     return len(word) > 1 and word.isalpha()
 
 
-def word_window(words: list[str], start: int, size: int) -> list[str]:
-    """Up to `size` natural-language words from `start`, scanning at most 3 * size tokens."""
+def word_window(text: str, start: int, size: int) -> list[str]:
+    """Up to `size` natural-language words of `text` from character `start` on (the first, maybe
+    partial, word skipped unless at the start), scanning about 3 * size words."""
+    chunk = text[start:start + 24 * size].split()
     out: list[str] = []
-    for token in words[start:start + 3 * size]:
+    for token in chunk[1 if start else 0:3 * size]:
         if is_word(token):
             out.append(token)
             if len(out) == size:
@@ -109,9 +109,11 @@ def script_weights(text: str) -> list[int]:
 
     if not text:
         return [0] * len(SCRIPT_NAMES)
-    starts, scripts = _table()
     cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    script = scripts[np.searchsorted(starts, cps, side="right") - 1]
+    astral = cps > 0xFFFF
+    script = np.take(_table(), np.where(astral, 0, cps))
+    if astral.any():  # outside the BMP only Han extensions are letters we track
+        script[astral & (cps >= 0x20000) & (cps <= 0x2FA1F)] = HAN
     counts = np.bincount(script, minlength=len(SCRIPT_NAMES))
     return [int(c) * w for c, w in zip(counts, _WEIGHTS, strict=True)]
 
@@ -158,7 +160,8 @@ class LanguageConsistency(Rule):
     def detect(self, text: str) -> tuple[str | None, float]:
         """(ISO code, confidence) of a text, (None, 0) when empty."""
         self.setup()
-        text = " ".join(text.split())
+        if "\n" in text:  # fastText reads one line
+            text = text.replace("\n", " ")
         if not text:
             return None, 0.0
         labels, scores = self._model.predict(text, k=1)
@@ -209,12 +212,11 @@ class LanguageConsistency(Rule):
 
         sample_share, sampled, langs = 0.0, 0, {}
         if self.max_samples and expected:
-            words = clean.split()
-            n_windows = max(1, len(words) // self.window_words)
-            step = n_windows / min(n_windows, self.max_samples)
+            n_windows = min(self.max_samples, max(1, len(clean) // (8 * self.window_words)))
+            step = len(clean) / n_windows
             foreign = 0
-            for i in range(min(n_windows, self.max_samples)):
-                window = word_window(words, int(i * step) * self.window_words, self.window_words)
+            for i in range(n_windows):
+                window = word_window(clean, int(i * step), self.window_words)
                 if len(window) < self.window_words // 3:
                     continue
                 lang, score = self.detect(" ".join(window))

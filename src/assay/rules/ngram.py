@@ -1,13 +1,15 @@
 """Repetition: n-gram loops, Gopher-style repeated-text shares, and a compression-ratio signal.
 
-Words are whitespace tokens; each becomes a 64-bit hash and each window of n words a polynomial
-hash of those (numpy, wrapping uint64 arithmetic), so counting n-grams is one sort of integers
-instead of building millions of tuples. Everything is linear apart from that O(m log m) sort.
+Words are whitespace tokens; each becomes a 64-bit hash (computed on the UTF-8 bytes with numpy,
+no Python string per word) and each window of n words a polynomial hash of those (wrapping uint64
+arithmetic), so counting n-grams is one sort of integers instead of building millions of tuples.
+Character shares are measured in bytes. Everything is linear apart from the O(m log m) sorts.
 """
 
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field
@@ -17,12 +19,70 @@ from assay.rules.base import Rule, rule
 from assay.rules.trace import Trace
 
 _MULT = 0x9E3779B97F4A7C15  # odd 64-bit multiplier (golden ratio): mixes window positions
+_BYTE_MULT = 0x100000001B3  # odd: the FNV prime, for hashing the bytes of a word
+_SPACE: Any = None
+_POWERS: list[Any] = []  # cached (R^i, R^-i) for i < len, grown on demand
 
 
-def word_hashes(words: list[str]) -> Any:
+@dataclass(slots=True)
+class Words:
+    """The whitespace-separated words of a text as numpy arrays: a 64-bit hash and the byte
+    length of each, and where each starts and ends (to quote an n-gram back)."""
+
+    raw: bytes
+    hashes: Any
+    lens: Any
+    starts: Any
+    ends: Any
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def quote(self, first: int, n: int, limit: int = 120) -> str:
+        last = min(first + n, len(self.hashes)) - 1
+        if first < 0 or last < first:
+            return ""
+        return self.raw[self.starts[first]:self.ends[last]].decode("utf-8", "replace")[:limit]
+
+
+def _powers(n: int) -> tuple[Any, Any]:
     import numpy as np
 
-    return np.fromiter(map(hash, words), dtype=np.int64, count=len(words)).view(np.uint64)
+    if not _POWERS or len(_POWERS[0]) < n:
+        size = max(n, 1 << 16, 2 * len(_POWERS[0]) if _POWERS else 0)
+        inverse = pow(_BYTE_MULT, -1, 1 << 64)
+        up = np.full(size, _BYTE_MULT, dtype=np.uint64)
+        down = np.full(size, inverse, dtype=np.uint64)
+        up[0] = down[0] = 1
+        _POWERS[:] = [np.cumprod(up), np.cumprod(down)]  # integer overflow wraps: arithmetic mod 2^64
+    return _POWERS[0], _POWERS[1]
+
+
+def split_words(text: str) -> Words:
+    """Words of `text` (split on ASCII whitespace), hashed from their UTF-8 bytes with numpy:
+    a word's hash is sum(byte_k * R^k) mod 2^64, read off one prefix sum over the whole text."""
+    import numpy as np
+
+    global _SPACE
+    if _SPACE is None:
+        _SPACE = np.zeros(256, dtype=bool)
+        _SPACE[list(b" \t\n\r\x0b\x0c")] = True
+    raw = text.encode("utf-8", "surrogatepass")
+    b = np.frombuffer(raw, dtype=np.uint8)
+    empty = np.empty(0, dtype=np.int64)
+    if not len(b):
+        return Words(raw, empty.view(np.uint64), empty, empty, empty)
+    word = ~np.take(_SPACE, b)
+    change = np.flatnonzero(word[1:] != word[:-1]) + 1
+    bounds = np.concatenate(([0], change, [len(b)]))
+    first = 0 if word[0] else 1
+    starts, ends = bounds[:-1][first::2], bounds[1:][first::2]
+    up, down = _powers(len(b) + 1)
+    prefix = np.empty(len(b) + 1, dtype=np.uint64)
+    prefix[0] = 0
+    np.cumsum(b.astype(np.uint64) * up[:len(b)], out=prefix[1:])
+    hashes = (prefix[ends] - prefix[starts]) * down[starts]
+    return Words(raw, hashes, ends - starts, starts, ends)
 
 
 def window_hashes(ids: Any, n: int) -> Any:
@@ -81,8 +141,8 @@ def duplicate_char_fraction(hashes: Any, n: int, lens: Any) -> float:
     return float(lens[covered].sum()) / total
 
 
-def compression_ratio(text: str, level: int = 6) -> float:
-    raw = text.encode("utf-8", "surrogatepass")
+def compression_ratio(text: str | bytes, level: int = 1) -> float:
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     return len(zlib.compress(raw, level)) / len(raw) if raw else 1.0
 
 
@@ -101,19 +161,17 @@ class NgramRepetition(Rule):
         default_factory=lambda: {10: 0.6},
         description="n -> the largest share of characters inside repeated n-grams (Gopher uses 5..10 "
                     "with 0.15..0.10 for web text; reasoning restates itself far more)")
-    min_compression_ratio: float = Field(0.12, ge=0, le=1, description="fail when zlib compresses the response "
+    min_compression_ratio: float = Field(0.15, ge=0, le=1, description="fail when zlib compresses the response "
                                          "below this ratio (compressed / raw bytes)")
     compression_min_chars: int = Field(2000, ge=0, description="check the compression ratio only on responses "
                                        "at least this long (short texts compress poorly anyway)")
-    compression_level: int = Field(6, ge=1, le=9, description="zlib level (the ratio depends on it)")
+    compression_level: int = Field(1, ge=1, le=9, description="zlib level (the ratio depends on it; 1 is fastest)")
     min_words: int = Field(50, ge=0, description="responses with fewer words skip the share checks "
                            "(a short answer's few words make the shares meaningless)")
 
     def evaluate(self, trace: Trace) -> Verdict:
-        import numpy as np
-
-        words = trace.words
-        ids = word_hashes(words)
+        words: Words = trace.cached("word_hashes", lambda: split_words(trace.full_text))
+        ids = words.hashes
         details: dict[str, Any] = {"words": len(words)}
         fails: list[tuple[str, str]] = []
 
@@ -121,20 +179,20 @@ class NgramRepetition(Rule):
         count, pos = top_run(hashes)
         details["top_repeats"] = count
         if count > 1:
-            details["top_ngram"] = " ".join(words[pos:pos + self.n])[:120]
+            details["top_ngram"] = words.quote(pos, self.n)
         if count > self.max_repeats:
             fails.append(("ngram_loop", f"a {self.n}-gram occurs {count}x (max {self.max_repeats}): "
                                         f"'{details['top_ngram'][:60]}'"))
 
         if len(words) >= self.min_words and (self.top_ngram_max_fraction or self.duplicate_ngram_max_fraction):
-            lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+            lens = words.lens
             total = int(lens.sum()) or 1
             for n, limit in sorted(self.top_ngram_max_fraction.items()):
                 c, p = top_run(window_hashes(ids, n))
                 frac = min(1.0, c * int(lens[p:p + n].sum()) / total) if c > 1 else 0.0
                 details[f"top_{n}gram_fraction"] = round(frac, 4)
                 if frac > limit:
-                    fails.append(("top_ngram", f"the most frequent {n}-gram '{' '.join(words[p:p + n])[:40]}' "
+                    fails.append(("top_ngram", f"the most frequent {n}-gram '{words.quote(p, n, 40)}' "
                                                f"covers {frac:.0%} of the text (max {limit:.0%})"))
             for n, limit in sorted(self.duplicate_ngram_max_fraction.items()):
                 frac = duplicate_char_fraction(window_hashes(ids, n), n, lens)
@@ -143,9 +201,8 @@ class NgramRepetition(Rule):
                     fails.append(("duplicate_ngrams", f"{frac:.0%} of the text is inside repeated {n}-grams "
                                                       f"(max {limit:.0%})"))
 
-        text = trace.full_text
-        if len(text) >= self.compression_min_chars:
-            ratio = compression_ratio(text, self.compression_level)
+        if len(words.raw) >= self.compression_min_chars:
+            ratio = compression_ratio(words.raw, self.compression_level)
             details["compression_ratio"] = round(ratio, 4)
             if ratio < self.min_compression_ratio:
                 fails.append(("low_compression", f"compresses to {ratio:.1%} of its size "
