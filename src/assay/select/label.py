@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, field_validator
 
-from assay.record import Record, prompt_text
+from assay.record import Record, Response, Verdict, checks_of, prompt_text
+from assay.select import llm_labels
 from assay.select import metadata as md
-from assay.stage import Transform, stage
+from assay.stage import Execution, stage
+from assay.teacher.completion import Completion
+from assay.teacher.llm import LLMCheck, Message, ParseError
 
-Backend = Literal["heuristic", "empirical"]
+Backend = Literal["heuristic", "empirical", "llm"]
 
 LEVEL_KEYS = ("level",)
 RATING_KEYS = ("rating", "cf_rating", "elo")
@@ -33,7 +37,7 @@ def empirical_pass_rate(record: Record, checks: list[str]) -> tuple[int, int]:
 
 
 @stage("label")
-class Label(Transform):
+class Label(LLMCheck):
     """Difficulty (a float in [0, 1]), quality (1-5) and category labels.
 
     Backends, applied in the order given (a later one replaces what an earlier one found):
@@ -43,12 +47,16 @@ class Label(Transform):
     `meta.tags`, and a quality score from visible defects of the prompt (too short, a figure that
     is referred to but missing, garbled characters). `empirical` sets difficulty = 1 - the pass
     rate of the record's responses under the verifiers' checks (run them with `drop: false`, or
-    failed responses are gone before this stage sees them). Writes `labels.difficulty_from` with
-    the evidence used."""
+    failed responses are gone before this stage sees them). `llm` asks the teacher (`teacher:`)
+    for a category from `categories`, a difficulty 1-10 and a quality 1-5 as JSON, one request per
+    record, and records the request's outcome in `checks.label`. Writes `labels.difficulty_from`
+    with the evidence used."""
 
-    batch_size: ClassVar[int] = 1024
+    level: ClassVar[Literal["response", "record"]] = "record"
+    batch_size: ClassVar[int] = 64
 
-    backends: list[Backend] = Field(["heuristic"], description="label sources, in order: heuristic, empirical")
+    backends: list[Backend] = Field(["heuristic"], description="label sources, in order (later ones win): "
+                                    "heuristic, empirical, llm")
     keep: list[str] = Field(["category"], description="labels kept when the record already has them "
                             "(a source's own category); others are recomputed")
     difficulty_names: dict[str, float] = Field(default_factory=dict, description="extra named difficulties "
@@ -68,8 +76,34 @@ class Label(Transform):
     pass_checks: list[str] = Field(["math_verify", "code_verify"], description="empirical: response checks that "
                                    "say whether a sample is correct")
     min_samples: int = Field(2, ge=1, description="empirical: verified responses needed to set a difficulty")
+    categories: list[str] = Field(llm_labels.DEFAULT_CATEGORIES, description="llm: the categories the model "
+                                  "chooses from")
+    instructions: str | None = Field(None, description="llm: extra guidance appended to the labelling prompt")
+    max_prompt_chars: int = Field(8000, ge=100, description="llm: longer problems are cut to this many characters")
 
     _counts: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any) -> None:
+        super().model_post_init(context)
+        if "llm" not in self.backends:
+            # Without model calls the stage is plain CPU work: run it in the worker processes.
+            execution: Execution = "pool"
+            object.__setattr__(self, "execution", execution)
+
+    @field_validator("backends")
+    @classmethod
+    def _some(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one backend: heuristic, empirical or llm")
+        return value
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, value: list[str]) -> list[str]:
+        out = [md.slug(c) for c in value if md.slug(c)]
+        if not out:
+            raise ValueError("give at least one category")
+        return list(dict.fromkeys(out))
 
     @field_validator("difficulty_names", "category_map")
     @classmethod
@@ -131,15 +165,56 @@ class Label(Transform):
         return {"difficulty": round(1.0 - rate, 4), "difficulty_from": "pass_rate", "pass_rate": round(rate, 4),
                 "samples": verified}
 
+    # ---- llm backend (LLMCheck's prompt / parse) -------------------------------------------
+    def uses_teacher(self) -> bool:
+        return "llm" in self.backends
+
+    def check_names(self) -> list[str]:
+        return [self.key] if self.uses_teacher() else []
+
+    def prompt(self, record: Record, response: Response | None) -> list[Message]:
+        return llm_labels.messages(prompt_text(record), self.categories, self.instructions, self.max_prompt_chars)
+
+    def schema(self, record: Record) -> dict[str, Any] | None:
+        return llm_labels.schema(self.categories)
+
+    def parse(self, record: Record, response: Response | None, completion: Completion) -> Verdict:
+        try:
+            found = llm_labels.parse(completion.get("content") or "", self.categories)
+        except llm_labels.LabelParseError as exc:
+            raise ParseError(str(exc)) from None
+        reason = f"{found['category']}, difficulty {found['llm_difficulty']}/10, quality {found['quality']}/5"
+        return Verdict(True, found["difficulty"], reason, details={"labels": found})
+
     # ---- stage ------------------------------------------------------------------------------
-    def process(self, record: Record) -> None:
+    def process_batch(self, records: list[Record]) -> None:
+        for rec in records:
+            self.process(rec)
+
+    async def aprocess_batch(self, records: list[Record]) -> None:
+        if not self.uses_teacher():
+            self.process_batch(records)
+            return
+        self.client()
+        verdicts = await asyncio.gather(*(self.evaluate(rec, None) for rec in records))
+        for rec, verdict in zip(records, verdicts, strict=True):
+            from_llm = verdict.details.pop("labels", None)
+            checks_of(rec)[self.key] = verdict.to_dict()
+            self.process(rec, from_llm or {})
+
+    def process(self, record: Record, from_llm: dict[str, Any] | None = None) -> None:
         labels = record.get("labels")
         if not isinstance(labels, dict):
             labels = record["labels"] = {}
         kept = {k for k in self.keep if labels.get(k) not in (None, "")}
         found: dict[str, Any] = {}
         for backend in self.backends:
-            found.update(self.heuristic(record) if backend == "heuristic" else self.empirical(record))
+            if backend == "heuristic":
+                found.update(self.heuristic(record))
+            elif backend == "empirical":
+                found.update(self.empirical(record))
+            else:
+                found.update(from_llm or {})
         for k, v in found.items():
             if k not in kept:
                 labels[k] = v
@@ -153,4 +228,4 @@ class Label(Transform):
 
     def stats(self) -> dict[str, Any]:
         out, self._counts = self._counts, {}
-        return out
+        return {**super().stats(), **out}
