@@ -435,3 +435,30 @@ def test_apply_collect_with_a_source(tmp_path: Path, shared_data: Path) -> None:
           "--quiet")
     recs = read_jsonl(out)
     assert len(recs) == 164 and all(r["reference"]["tests"]["kind"] == "assert" for r in recs)
+
+
+def test_pipeline_reads_a_save_to_disk_folder(tmp_path: Path) -> None:
+    """OpenR1-Math rows saved with `datasets` (`save_to_disk`, Arrow files) through `assay run`."""
+    datasets = pytest.importorskip("datasets")
+    rows = [dict(OPENR1_ROW, uuid=f"u{i}", correctness_llama=[None, None, None]) for i in range(6)]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "openr1"))
+    config = tmp_path / "p.yaml"
+    config.write_text(f"inputs:\n  - {{path: {tmp_path / 'openr1'}, source: openr1-math}}\n")
+    run = tmp_path / "run"
+    assay("run", str(config), "--out", str(run), "--quiet")
+    out = read_output(run)
+    assert [r["id"] for r in out] == [f"openr1-math/u{i}" for i in range(6)]
+    assert out[0]["responses"][0]["reasoning"].startswith("We have") and out[0]["reference"]["answer"] == "13"
+    assert out[0]["responses"][2]["finish_reason"] == "length"
+
+
+def test_ids_use_the_rows_own_id_else_the_index() -> None:
+    at = RowAt("f.jsonl", 8, 7)
+    src = build_source("orca")
+    assert src.convert({"id": "niv.1", "question": "q"}, at)["id"] == "orca/niv.1"
+    assert src.convert({"id": 12, "question": "q"}, at)["id"] == "orca/12"
+    assert src.convert({"question": "q"}, at)["id"] == "orca/7"
+    assert src.convert({"id": {"odd": 1}, "question": "q"}, at)["id"] == "orca/7"
+    assert src.convert({"id": "  ", "question": "q"}, at)["id"] == "orca/7"
+    assert build_source("gsm8k", {"id_prefix": "gsm8k/test"}).convert(
+        {"question": "q", "answer": "#### 1"}, at)["id"] == "gsm8k/test/7"

@@ -9,7 +9,7 @@ from pydantic import Field
 from assay.errors import SourceError
 from assay.record import Record
 from assay.sources.base import RowAt, need, source
-from assay.sources.common import CodeAdapter, clean, fenced, json_field, opt, opt_text, stdin_cases, text_list
+from assay.sources.common import CodeAdapter, clean, fenced, json_field, opt, opt_text, row_key, stdin_cases, text_list
 
 
 def apps_tests(io: dict[str, Any] | None, starter_code: str | None) -> dict[str, Any] | None:
@@ -72,7 +72,7 @@ class APPS(CodeAdapter):
         })
         return self.record(
             at,
-            key=opt(row, "problem_id", (str, int)) if row.get("problem_id") != "" else None,
+            key=row_key(row),
             prompt=self.code_prompt(question, starter, stdin=stdin),
             reference=clean({
                 "solution": solutions[self.solution_index] if len(solutions) > self.solution_index else None,

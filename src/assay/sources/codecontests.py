@@ -9,7 +9,7 @@ from pydantic import Field
 from assay.errors import SourceError
 from assay.record import Record
 from assay.sources.base import RowAt, need, source
-from assay.sources.common import CodeAdapter, as_float, clean, io_pairs, opt, opt_text
+from assay.sources.common import CodeAdapter, as_float, clean, io_pairs, opt, opt_text, row_key
 
 # Class labels of the Hugging Face copy (the `ContestProblem` proto enums).
 LANGUAGES = ("unknown", "python2", "cpp", "python3", "java")
@@ -115,7 +115,7 @@ class CodeContests(CodeAdapter):
         })
         return self.record(
             at,
-            key=opt_text(row, "name"),
+            key=row_key(row, "name"),
             prompt=self.code_prompt(description),
             reference=clean({"solution": solution, "tests": {"kind": "stdin", "cases": cases} if cases else None}),
             meta=meta,

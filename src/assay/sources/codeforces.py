@@ -9,7 +9,7 @@ from pydantic import Field
 from assay.errors import SourceError
 from assay.record import Record
 from assay.sources.base import RowAt, source
-from assay.sources.common import CodeAdapter, as_float, clean, io_pairs, opt, opt_text
+from assay.sources.common import CodeAdapter, as_float, clean, io_pairs, opt, opt_text, row_key
 
 
 def _fmt_number(x: float) -> str:
@@ -96,7 +96,7 @@ class Codeforces(CodeAdapter):
         })
         return self.record(
             at,
-            key=opt_text(row, "id"),
+            key=row_key(row, "id"),
             prompt=prompt,
             reference={"tests": {"kind": "stdin", "cases": cases}} if cases and not interactive else None,
             meta=meta,

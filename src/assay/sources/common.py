@@ -87,6 +87,23 @@ def opt_text(row: dict[str, Any], key: str) -> str | None:
     return text if text.strip() else None
 
 
+ID_FIELDS = ("task_id", "problem_id", "question_id", "uuid", "id")
+
+
+def row_key(row: dict[str, Any], *fields: str) -> str | int | None:
+    """The row's own id: the first of `fields`, then of ID_FIELDS, that holds a non-blank string or an int.
+
+    None (the caller then uses the row index) when the row has none.
+    """
+    for key in (*fields, *ID_FIELDS):
+        value = row.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
 def _kind_names(kinds: type | tuple[type, ...]) -> str:
     return kinds.__name__ if isinstance(kinds, type) else " or ".join(k.__name__ for k in kinds)
 

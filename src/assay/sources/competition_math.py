@@ -9,7 +9,7 @@ from pydantic import Field
 from assay.errors import SourceError
 from assay.record import Record
 from assay.sources.base import RowAt, need, source
-from assay.sources.common import Adapter, answer_or_none, as_int, boxed_answer, clean, opt, opt_text
+from assay.sources.common import Adapter, answer_or_none, as_int, boxed_answer, clean, opt, opt_text, row_key
 
 
 @source("math")
@@ -37,7 +37,7 @@ class CompetitionMath(Adapter):
         subject = opt_text(row, "subject") or opt_text(row, "type")
         return self.record(
             at,
-            key=opt_text(row, "unique_id") or opt_text(row, "id"),
+            key=row_key(row, "unique_id"),
             prompt=problem.strip(),
             reference=clean({"answer": answer, "solution": solution}),
             labels=clean({"category": subject}),

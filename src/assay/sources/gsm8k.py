@@ -10,7 +10,7 @@ from pydantic import Field
 from assay.errors import SourceError
 from assay.record import Record
 from assay.sources.base import RowAt, need, source
-from assay.sources.common import Adapter, clean, opt
+from assay.sources.common import Adapter, clean, row_key
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
@@ -54,7 +54,7 @@ class GSM8K(Adapter):
             solution = _CALCULATOR.sub("", solution)
         return self.record(
             at,
-            key=opt(row, "id", (str, int)),
+            key=row_key(row),
             prompt=question.strip(),
             reference=clean({"answer": final_answer(answer), "solution": solution}),
         )

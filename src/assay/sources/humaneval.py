@@ -7,7 +7,7 @@ from typing import Any
 from assay.errors import SourceError
 from assay.record import Record
 from assay.sources.base import RowAt, need, source
-from assay.sources.common import CodeAdapter, clean, fenced, opt
+from assay.sources.common import CodeAdapter, clean, fenced, opt, row_key
 
 
 @source("humaneval")
@@ -32,7 +32,7 @@ class HumanEval(CodeAdapter):
             "needs, in one ```python code block.")
         return self.record(
             at,
-            key=opt(row, "task_id", (str, int)),
+            key=row_key(row),
             prompt=f"{instruction}\n\n{fenced(stub)}" if instruction else fenced(stub),
             reference=clean({
                 "solution": stub + body if body else None,

@@ -12,7 +12,7 @@ from pydantic import Field
 from assay.errors import SourceError
 from assay.record import Record
 from assay.sources.base import RowAt, need, source
-from assay.sources.common import CodeAdapter, clean, opt, opt_text
+from assay.sources.common import CodeAdapter, clean, opt, opt_text, row_key
 
 _TYPING_NAMES = ("List", "Optional", "Dict", "Tuple", "Set", "Deque")
 
@@ -151,7 +151,7 @@ class LeetCode(CodeAdapter):
         })
         return self.record(
             at,
-            key=opt(row, "task_id", (str, int)),
+            key=row_key(row),
             prompt=self.code_prompt(statement, with_typing_import(stub) if stub else None, stdin=False),
             reference={"tests": tests},
             meta=meta,
@@ -178,7 +178,7 @@ class LeetCode(CodeAdapter):
         code = f"{preamble.rstrip()}\n\n{test.strip()}\n\ncheck({entry})\n".lstrip("\n")
         return self.record(
             at,
-            key=opt(row, "task_id", (str, int)) or opt(row, "question_id", (str, int)),
+            key=row_key(row),
             prompt=self.code_prompt(statement, with_typing_import(stub) if stub else None, stdin=False),
             reference=clean({
                 "solution": f"{preamble.rstrip()}\n\n{solution.strip()}\n".lstrip("\n") if solution else None,

@@ -11,7 +11,7 @@ from pydantic import Field
 from assay.errors import SourceError
 from assay.record import Record
 from assay.sources.base import RowAt, source
-from assay.sources.common import CodeAdapter, clean, normalise_code, opt, opt_text, text_list
+from assay.sources.common import CodeAdapter, clean, normalise_code, opt, opt_text, row_key, text_list
 
 _BUILTINS = frozenset(dir(builtins))
 
@@ -86,7 +86,7 @@ class MBPP(CodeAdapter):
             prompt += " Your code should pass these tests:\n\n" + "\n".join(a.strip() for a in asserts)
         return self.record(
             at,
-            key=opt(row, "task_id", (str, int)),
+            key=row_key(row),
             prompt=f"{prompt}\n\n{tail}" if tail else prompt,
             reference=clean({
                 "solution": normalise_code(solution) if solution else None,

@@ -9,7 +9,7 @@ from pydantic import Field
 from assay.errors import SourceError
 from assay.record import Record
 from assay.sources.base import RowAt, source
-from assay.sources.common import LETTERS, Adapter, clean, opt, opt_text, text_list
+from assay.sources.common import LETTERS, Adapter, clean, opt_text, row_key, text_list
 
 
 def _choices(row: dict[str, Any]) -> tuple[str, list[str]]:
@@ -83,7 +83,7 @@ class MMLU(Adapter):
         subject = opt_text(row, "subject") or opt_text(row, "type") or opt_text(row, "category")
         return self.record(
             at,
-            key=opt(row, "question_id", (str, int)) or opt(row, "id", (str, int)),
+            key=row_key(row),
             domain=self.record_domain,
             prompt=prompt,
             reference=clean({"answer": LETTERS[index], "solution": opt_text(row, "cot_content")}),

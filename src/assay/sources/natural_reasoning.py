@@ -9,7 +9,7 @@ from pydantic import Field
 from assay.errors import SourceError
 from assay.record import Record
 from assay.sources.base import RowAt, need, source
-from assay.sources.common import Adapter, answer_or_none, clean, opt, split_think
+from assay.sources.common import Adapter, answer_or_none, clean, opt, row_key, split_think
 
 
 @source("natural-reasoning")
@@ -43,7 +43,7 @@ class NaturalReasoning(Adapter):
                                     "model": model if isinstance(model, str) else None}) | {"text": text})
         return self.record(
             at,
-            key=opt(row, "id", (str, int)),
+            key=row_key(row),
             domain=self.record_domain,
             prompt=question.strip(),
             reference=clean({"answer": answer_or_none(opt(row, "reference_answer", (str, int, float)))}),

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from assay.record import Record
 from assay.sources.base import RowAt, need, source
-from assay.sources.common import Adapter, answer_or_none, boxed_answer, clean, opt, opt_text
+from assay.sources.common import Adapter, answer_or_none, boxed_answer, clean, opt, opt_text, row_key
 
 
 def _flag(value: Any) -> Any:
@@ -42,7 +42,7 @@ class NuminaMath(Adapter):
         category = opt_text(row, "problem_type")
         return self.record(
             at,
-            key=opt(row, "id", (str, int)) or opt(row, "uuid", str),
+            key=row_key(row),
             prompt=problem.strip(),
             reference=clean({"answer": answer, "solution": solution}),
             labels=clean({"category": category}),

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from assay.record import Record
 from assay.sources.base import RowAt, need, source
-from assay.sources.common import Adapter, answer_or_none, as_float, clean, opt, opt_text, split_think
+from assay.sources.common import Adapter, answer_or_none, as_float, clean, opt, opt_text, row_key, split_think
 
 
 @source("openmathreasoning")
@@ -41,7 +41,7 @@ class OpenMathReasoning(Adapter):
                                 "meta": clean({"inference_mode": opt_text(row, "inference_mode")})}) | {"text": text}]
         return self.record(
             at,
-            key=opt(row, "id", (str, int)) or opt(row, "uuid", str),
+            key=row_key(row),
             prompt=problem.strip(),
             reference=clean({"answer": answer}),
             responses=responses,

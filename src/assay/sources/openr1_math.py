@@ -9,7 +9,7 @@ from pydantic import Field
 from assay.errors import SourceError
 from assay.record import Record
 from assay.sources.base import RowAt, need, source
-from assay.sources.common import Adapter, answer_or_none, clean, opt, opt_text, split_think
+from assay.sources.common import Adapter, answer_or_none, clean, opt, opt_text, row_key, split_think
 
 
 def _nth(row: dict[str, Any], key: str, n: int) -> Any:
@@ -61,7 +61,7 @@ class OpenR1Math(Adapter):
                 }) | {"text": text})
         return self.record(
             at,
-            key=opt_text(row, "uuid"),
+            key=row_key(row, "uuid"),
             prompt=problem.strip(),
             reference=clean({"answer": answer, "solution": opt(row, "solution")}),
             labels=clean({"category": opt_text(row, "problem_type")}),

@@ -9,7 +9,7 @@ from pydantic import Field
 from assay.errors import SourceError
 from assay.record import Record
 from assay.sources.base import RowAt, need, source
-from assay.sources.common import Adapter, clean, opt, opt_text
+from assay.sources.common import Adapter, clean, opt, opt_text, row_key
 
 _ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
           "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "model": "assistant"}
@@ -50,7 +50,6 @@ class Orca(Adapter):
                               "depending on the file)")
 
     def map(self, row: dict[str, Any], at: RowAt) -> Record:
-        key = opt(row, "id", (str, int))
         if row.get("conversations") is not None and row.get("question") is None:
             turns = sharegpt_turns(row["conversations"])
             response = None
@@ -67,7 +66,7 @@ class Orca(Adapter):
             response = opt(row, "response")
         return self.record(
             at,
-            key=key,
+            key=row_key(row),
             messages=messages,
             responses=[clean({"text": response, "model": self.model}) | {"text": response}]
             if response is not None else None,
