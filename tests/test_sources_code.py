@@ -254,6 +254,14 @@ def test_apps_json_string_fields_like_the_hub_copy(apps_rows: list[dict[str, Any
     assert "tests" not in convert_one("apps", {"question": "q", "input_output": ""}).get("reference", {})
 
 
+def test_apps_function_problem_without_starter_code_names_the_function() -> None:
+    row = {"question": "Return the double of n.", "starter_code": "",
+           "input_output": json.dumps({"fn_name": "double", "inputs": [[2]], "outputs": [[4]]})}
+    rec = convert_one("apps", row)
+    assert "function named `double`" in rec["prompt"] and "standard input" not in rec["prompt"]
+    assert rec["reference"]["tests"]["class_name"] is None
+
+
 def test_apps_line_list_inputs_are_joined() -> None:
     row = {"question": "q", "input_output": {"inputs": [["1 2", "3"]], "outputs": [["6"]]}}
     assert convert_one("apps", row)["reference"]["tests"]["cases"] == [{"input": "1 2\n3", "output": "6"}]

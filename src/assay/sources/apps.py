@@ -73,7 +73,7 @@ class APPS(CodeAdapter):
         return self.record(
             at,
             key=row_key(row),
-            prompt=self.code_prompt(question, starter, stdin=stdin),
+            prompt=self.code_prompt(question, starter, stdin=stdin, fn_name=None if stdin else tests["fn_name"]),
             reference=clean({
                 "solution": solutions[self.solution_index] if len(solutions) > self.solution_index else None,
                 "tests": tests,

@@ -45,7 +45,8 @@ class CodeAdapter(Adapter):
     instruction: str | None = Field(None, description="text after the problem statement (default: ask for "
                                     "a Python 3 solution in one ```python block, stdin/stdout or function style)")
 
-    def code_prompt(self, statement: str, starter_code: str | None = None, stdin: bool = True) -> str:
+    def code_prompt(self, statement: str, starter_code: str | None = None, stdin: bool = True,
+                    fn_name: str | None = None) -> str:
         statement = statement.strip()
         if self.instruction is not None:
             tail = self.instruction
@@ -55,6 +56,9 @@ class CodeAdapter(Adapter):
         elif stdin:
             tail = ("Write a Python 3 program that reads the input from standard input and writes the answer "
                     "to standard output. Return the program in one ```python code block.")
+        elif fn_name:
+            tail = (f"Write a Python 3 function named `{fn_name}` that solves the task and return it in one "
+                    "```python code block.")
         else:
             tail = "Write the solution in Python 3 and return it in one ```python code block."
         text = f"{statement}\n\n{tail}" if tail else statement
