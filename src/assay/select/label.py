@@ -222,7 +222,7 @@ class Label(LLMCheck):
             name = md.slug(labels["category"])
             labels["category"] = self.category_map.get(name, name)
         source = labels.get("difficulty_from") if "difficulty" in found else None
-        key = source.split(".")[0] if isinstance(source, str) else "none"
+        key = source if isinstance(source, str) else "none"
         counts = self._counts.setdefault("difficulty_from", {})
         counts[key] = counts.get(key, 0) + 1
 

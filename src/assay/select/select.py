@@ -11,9 +11,9 @@ from typing import Any
 from pydantic import Field, PrivateAttr, field_validator
 
 from assay.expr import compile_expr
-from assay.record import Record, Verdict, has_reference
+from assay.record import Record, Verdict, checks_of, has_reference
 from assay.select.quota import Candidate, Quota, apply_quotas, unit_rank
-from assay.stage import GlobalStage, stage
+from assay.stage import Execution, GlobalStage, stage
 
 
 def split_rules(source: str) -> list[str]:
@@ -48,6 +48,7 @@ class Partial:
 class SelectState:
     dropped: dict[tuple[int, int], tuple[str, str]] = field(default_factory=dict)
     quota_groups: list[dict[str, dict[str, int]]] = field(default_factory=list)
+    failed_rule: str | None = None  # streaming form: the record at hand failed this rule
 
 
 @stage("select")
@@ -103,8 +104,24 @@ class Select(GlobalStage):
             _compiled(expr)
         return value
 
+    def model_post_init(self, context: Any) -> None:
+        super().model_post_init(context)
+        if not self.quotas:
+            # Rules and routes look at one record at a time: stream through the worker processes
+            # instead of waiting for the whole data set.
+            execution: Execution = "pool"
+            object.__setattr__(self, "execution", execution)
+
     def check_names(self) -> list[str]:
         return [self.key] if self.rules or self.quotas else []
+
+    def process_batch(self, records: list[Record]) -> None:
+        """The streaming form (no quotas): rules and routes only."""
+        for rec in records:
+            rule = self.failed_rule(rec)
+            verdict = self.decide(rec, SelectState(failed_rule=rule))
+            if verdict is not None:
+                checks_of(rec)[self.key] = verdict.to_dict()
 
     # ---- index ------------------------------------------------------------------------------
     def _seed(self) -> int:
@@ -169,7 +186,7 @@ class Select(GlobalStage):
             routes[branch] = routes.get(branch, 0) + 1
         if not self.check_names():
             return None
-        hit = state.dropped.get(self.position)
+        hit = ("rule", f"rule failed: {state.failed_rule}") if state.failed_rule else state.dropped.get(self.position)
         if hit is None:
             self._count("kept")
             return Verdict(True, 1.0, "selected")
