@@ -307,21 +307,20 @@ def validate(file: str, source: str, split: str | None, limit: int | None, max_e
     from collections import Counter
 
     from assay.config import InputSpec
-    from assay.runner.ingest import Ingest, Position, _error_kind
+    from assay.runner.ingest import Ingest, _error_kind
     from assay.runner.progress import Hub
 
     spec = InputSpec(path=file, source=source, split=split, limit=limit)
     ingest = Ingest([spec], 1, None, Hub(quiet=True))
     good = bad = 0
     kinds: Counter[str] = Counter()
-    for row, rec, pos in ingest.rows(Position()):
+    for row, rec, where in ingest.rows():
         if rec is not None:
             good += 1
             continue
         bad += 1
         kinds[_error_kind(row.error or "")] += 1
         if bad <= max_errors:
-            where = ingest.files[0][pos.file]
             console.print(f"{where}:{row.line}: {row.error}", highlight=False, soft_wrap=True)
     if bad > max_errors:
         console.print(f"... and {bad - max_errors} more")

@@ -61,7 +61,7 @@ class PipelineConfig(BaseModel):
 
     name: str = "pipeline"
     seed: int = 0
-    inputs: list[InputSpec]
+    inputs: list[InputSpec] = Field(min_length=1)
     stages: list[StageSpec] = Field(default_factory=list)
     shard_size: int = Field(10_000, ge=1, description="input rows per shard (the unit of parallelism and resume)")
     workers: int | None = Field(None, ge=1, description="worker processes (default: all cores)")

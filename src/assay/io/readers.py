@@ -52,12 +52,13 @@ def _raw_text(line: bytes) -> str:
     return line[:RAW_KEEP].decode("utf-8", errors="replace").rstrip("\r\n")
 
 
-def read_jsonl(path: str | os.PathLike[str], *, skip_lines: int = 0, start_offset: int | None = None) -> Iterator[Row]:
+def read_jsonl(path: str | os.PathLike[str], *, skip_lines: int = 0, start_offset: int | None = None,
+               end_offset: int | None = None) -> Iterator[Row]:
     """Rows of a JSON-lines file. Blank lines are skipped; a BOM and CRLF endings are accepted.
 
-    Resume: `start_offset` (plain files) seeks straight to a byte position that an earlier row
-    reported; `skip_lines` gives the line count already consumed up to there (or, for gzip, the
-    number of lines to skip by reading).
+    `start_offset` (plain files) seeks straight to a byte position at a line start; `skip_lines`
+    is the number of lines before it (or, for gzip, the number of lines to skip by reading).
+    `end_offset` (plain files) stops at that byte position, which must be a line start.
     """
     gz = is_gzip(path)
     f = gzip.open(path, "rb") if gz else open(path, "rb")
@@ -73,6 +74,8 @@ def read_jsonl(path: str | os.PathLike[str], *, skip_lines: int = 0, start_offse
                 if lineno >= skip_lines:
                     break
         for line in f:
+            if end_offset is not None and offset >= end_offset:
+                break
             lineno += 1
             offset += len(line)
             if lineno == 1 and line.startswith(BOM):

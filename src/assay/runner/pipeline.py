@@ -134,7 +134,9 @@ class Runner:
         started_stages: list[Stage] = []
         try:
             with self.hub:
-                shards: Iterator[int] = Ingest(self.cfg.inputs, self.cfg.shard_size, read_dir, self.hub).shards()
+                ingest = Ingest(self.cfg.inputs, self.cfg.shard_size, read_dir, self.hub, engine.submit,
+                                in_flight=2 * engine.workers)
+                shards: Iterator[int] = ingest.shards()
                 shards = self._track(shards, READ_LABEL, read_dir)
                 prev = read_dir
                 for kind, group in self.segments(planned):
