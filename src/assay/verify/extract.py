@@ -2,18 +2,20 @@
 
 `split_reasoning` separates a reasoning block (`<think>...</think>`, `<thinking>`, Sky-T1's
 `<|begin_of_thought|>...<|end_of_thought|>`) from the part shown to the user; `extract_answer`
-looks for the answer only in that final part, in this order:
+looks for the answer only in that final part:
 
 1. `<answer>...</answer>` (the last one; a `\\boxed{}` inside it wins);
-2. the last `\\boxed{...}` / `\\fbox{...}` (nested braces; `\\boxed 5`), joined with boxes right
-   before it when they are only separated by commas or "and" (`\\boxed{2}, \\boxed{3}` -> `2, 3`);
-3. "The final answer is X", "**Final Answer**" followed by X, "Final answer: X";
-4. "the answer is X", "Answer: X", "the correct option is X";
-5. GSM8K `#### X`, or a last line `A: X`;
-6. a final part that is itself short (one line, e.g. `</think>\\n\\n42`), or a lone choice letter.
+2. whichever comes last of: the last `\\boxed{...}` / `\\fbox{...}` (nested braces, `\\boxed 5`;
+   boxes right before it separated only by commas or "and" are joined: `2, 3`) and
+   "The final answer is X" / "**Final Answer**" followed by X / "Final answer: X";
+3. otherwise the last "the answer is X", "Answer: X", "Answer $X$", "the correct option is X",
+   GSM8K's `#### X`, or a last line `A: X`;
+4. otherwise a lone choice letter on the last line, or a final part that is nothing but an
+   answer (`</think>\\n\\n42`, `$x = 2$`, "Paris").
 
-Everything here is linear in the text length (no backtracking regexes over the whole response):
-responses can be 100k characters and adversarial.
+In a phrase such as "The final answer: the largest n is 34." the answer is what follows the last
+" is ". Everything here is linear in the text length (no backtracking regexes over the whole
+response): responses can be 100k characters long and adversarial.
 """
 
 from __future__ import annotations
@@ -27,23 +29,31 @@ REASONING_MARKERS = (
     ("<|begin_of_thought|>", "<|end_of_thought|>"),
 )
 SOLUTION_OPEN, SOLUTION_CLOSE = "<|begin_of_solution|>", "<|end_of_solution|>"
+# Chat-template tokens after which a response's text is not the model's answer any more
+END_TOKENS = ("<|im_end|>", "<|im_start|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "</s>",
+              "<｜end▁of▁sentence｜>")
 
 MAX_BOX_CHARS = 5000  # a boxed answer longer than this is not an answer
 MAX_ANSWER_CHARS = 1000
-SHORT_FINAL_CHARS = 60
+SHORT_FINAL_CHARS = 40
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{|\\boxed[ \t]+(?=[^\s{])")
 _ANSWER_TAG_RE = re.compile(r"<answer>", re.IGNORECASE)
 _ANSWER_CLOSE_RE = re.compile(r"</answer>", re.IGNORECASE)
 _FINAL_ANSWER_RE = re.compile(r"final\s+answer(?:\s*\*\*)?(?:\s+is\b)?\s*(?:\*\*)?\s*[:：]?\s*(?:\*\*)?", re.IGNORECASE)
 _ANSWER_RE = re.compile(
-    r"\b(?:answer|option|choice)(?:\s*\*\*)?\s*(?:is\b|[:：=])\s*(?:\*\*)?\s*[:：]?\s*(?:\*\*)?", re.IGNORECASE)
+    r"\b(?:answer|option|choice)(?:\s*\*\*)?\s*(?:is\b|[:：=])\s*(?:\*\*)?\s*[:：]?\s*(?:\*\*)?"
+    r"|^[ \t]*(?:\*\*)?answer(?:\*\*)?[ \t]*(?=\$|\\\[|\\\()", re.IGNORECASE | re.MULTILINE)
 _HASHES_RE = re.compile(r"####[ \t]*(\S[^\n]*)")
 _LAST_LINE_A_RE = re.compile(r"^\s*A\s*:\s*(\S.*)$")
 _CHOICE_RE = re.compile(r"^\(?([A-J])\)?[.:]?$")
-_BOX_SEPARATOR_RE = re.compile(r"^(?:\s|\$|,|;|\\quad|\\qquad|\\,|\\text\{\s*(?:and|or|,)\s*\}|and|or|&)*$")
+_BOX_SEPARATOR_RE = re.compile(
+    r"^(?:\s|\$|,|;|\\quad|\\qquad|\\,|\\[()\[\]]|\\text\{\s*(?:and|or|,)\s*\}|and|or|&)*$")
 _MATH_SPANS = (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"))
+_INLINE = ("$", "\\(")  # inline math does not cross lines (as in Markdown and math-verify)
 _SENTENCE_END_RE = re.compile(r"(?<!\d)\.(?=\s|$)|(?<=\d)\.(?=\s+[A-Z]|\s*$)|\n")
+_IS_RE = re.compile(r"\s(?:is|are|equals|was|be)\s+(?:equal to\s+|exactly\s+|therefore\s+)?", re.IGNORECASE)
+_PROSE_WORD_RE = re.compile(r"[A-Za-z]{3,}")
 
 
 def split_reasoning(text: str) -> tuple[str | None, str]:
@@ -54,68 +64,96 @@ def split_reasoning(text: str) -> tuple[str | None, str]:
         if end >= 0:
             start = text.find(open_)
             begin = start + len(open_) if 0 <= start < end else 0
-            return text[begin:end].strip(), _unwrap_solution(text[end + len(close):]).strip()
+            return text[begin:end].strip(), final_part(text[end + len(close):])
         start = text.find(open_)
         if start >= 0:
             return text[start + len(open_):].strip(), ""
-    return None, _unwrap_solution(text).strip()
+    return None, final_part(text)
 
 
-def _unwrap_solution(text: str) -> str:
+def final_part(text: str) -> str:
+    """The answer part: inside Sky-T1's solution markers, before any leaked chat-template token."""
     start = text.find(SOLUTION_OPEN)
-    if start < 0:
-        return text
-    end = text.find(SOLUTION_CLOSE, start)
-    return text[start + len(SOLUTION_OPEN): end if end >= 0 else len(text)]
+    if start >= 0:
+        end = text.find(SOLUTION_CLOSE, start)
+        text = text[start + len(SOLUTION_OPEN): end if end >= 0 else len(text)]
+    for token in END_TOKENS:
+        cut = text.find(token)
+        if cut >= 0:
+            text = text[:cut]
+    return text.strip()
 
 
 def extract_answer(text: str) -> str | None:
     """The final answer of a response, or None when it states none (see the module docstring)."""
+    return find_answer(text)[0]
+
+
+def find_answer(text: str) -> tuple[str | None, bool]:
+    """(answer, marked): marked is True when the response marks an answer (a box, "answer is",
+    `####`, ...) even if what it marks is empty or unreadable; then there is no answer to guess
+    from elsewhere in the text."""
     if not text:
-        return None
+        return None, False
     _, final = split_reasoning(text)
     if not final:
-        return None
-    answer = _from_final(final)
+        return None, False
+    answer, marked = _from_final(final)
     if answer is None:
-        return None
+        return None, marked
     answer = clean_answer(answer)
-    return answer if answer and len(answer) <= MAX_ANSWER_CHARS else None
+    return (answer if answer and len(answer) <= MAX_ANSWER_CHARS else None), marked
 
 
-def _from_final(final: str) -> str | None:
+def _from_final(final: str) -> tuple[str | None, bool]:
     tagged = _answer_tag(final)
     if tagged is not None:
         boxed = last_boxed(tagged)
-        return boxed if boxed is not None else tagged
-    boxed = last_boxed(final)
-    if boxed is not None:
-        return boxed
-    for pattern in (_FINAL_ANSWER_RE, _ANSWER_RE):
-        found = _after_last(pattern, final)
+        return (boxed if boxed is not None else tagged), True
+    spans = boxes(final)
+    final_phrase = _last_match(_FINAL_ANSWER_RE, final)
+    if spans and (final_phrase is None or spans[-1][0] >= final_phrase.start()):
+        return last_boxed(final, spans), True
+    if final_phrase is not None:
+        found = _answer_after(final_phrase, final)
         if found:
-            return found
-    hashes = _last_match(_HASHES_RE, final)
-    if hashes is not None:
-        return hashes.group(1)
+            return found, True
+    weak = [m for m in (_last_match(_ANSWER_RE, final), _last_match(_HASHES_RE, final)) if m is not None]
+    for m in sorted(weak, key=lambda m: -m.start()):
+        found = m.group(1) if m.re is _HASHES_RE else _answer_after(m, final)
+        if found:
+            return found, True
     lines = [ln for ln in final.splitlines() if ln.strip()]
     if lines:
         a_line = _LAST_LINE_A_RE.match(lines[-1])
         if a_line:
-            return a_line.group(1)
+            return a_line.group(1), True
         last = clean_answer(lines[-1])
         if _CHOICE_RE.match(last):
-            return last
-    if len(lines) == 1 and _looks_like_bare_answer(final):
-        return final
-    return None
+            return last, True
+    if _looks_like_bare_answer(final):
+        return final, True
+    return None, final_phrase is not None or bool(weak)
 
 
 def _looks_like_bare_answer(final: str) -> bool:
-    """A short one-line final part that is an answer ("42", "$x=2$", "Paris"), not a remark."""
-    if len(final) > SHORT_FINAL_CHARS or _BOX_RE.search(final):
+    """A final part that is only an answer: one math span (`$x = 2$`), or one short line that is
+    a number / expression ("42", "x = 2") or at most two words ("Paris"), not a remark."""
+    if _BOX_RE.search(final):
         return False
-    return any(c.isdigit() or c in "$\\^=/" for c in final) or len(final.split()) <= 2
+    if _whole_math_span(final):
+        return len(final) <= MAX_ANSWER_CHARS
+    if "\n" in final or len(final) > SHORT_FINAL_CHARS:
+        return False
+    return len(final.split()) <= 2 or not _PROSE_WORD_RE.search(final)
+
+
+def _whole_math_span(text: str) -> bool:
+    for open_, close in _MATH_SPANS:
+        if text.startswith(open_) and text.endswith(close) and len(text) > len(open_) + len(close):
+            inner = text[len(open_):-len(close)]
+            return close not in inner and open_ not in inner and not (open_ in _INLINE and "\n" in inner)
+    return False
 
 
 def _answer_tag(text: str) -> str | None:
@@ -135,11 +173,8 @@ def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     return last
 
 
-def _after_last(pattern: re.Pattern[str], text: str) -> str | None:
-    """The answer stated after the last match of an anchor ("final answer is", "Answer:")."""
-    m = _last_match(pattern, text)
-    if m is None:
-        return None
+def _answer_after(m: re.Match[str], text: str) -> str | None:
+    """The answer stated after an anchor ("final answer is", "Answer:")."""
     rest = text[m.end(): m.end() + 2 * MAX_ANSWER_CHARS]
     line_end = rest.find("\n")
     first_line = rest if line_end < 0 else rest[:line_end]
@@ -152,25 +187,61 @@ def _after_last(pattern: re.Pattern[str], text: str) -> str | None:
 
 
 def _answer_phrase(rest: str) -> str | None:
-    """The answer at the start of `rest`: a leading math span, else text up to the sentence end."""
+    """The answer at the start of `rest`: a leading math span, else text up to the sentence end;
+    in a sentence ("the largest $n$ is 34"), what follows the last " is "."""
     rest = rest.lstrip()
+    rest = (rest[2:] if rest.startswith('\\"') else rest.lstrip('"“')).lstrip()
     boxed = last_boxed(rest.split("\n\n", 1)[0])
     if boxed is not None:
         return boxed
-    for open_, close in _MATH_SPANS:
-        if rest.startswith(open_):
-            end = rest.find(close, len(open_))
-            if end > len(open_):
-                return rest[len(open_):end]
+    spans = _leading_math_spans(rest)
+    if spans:
+        return ", ".join(spans)
     end = _SENTENCE_END_RE.search(rest)
-    phrase = rest[: end.start()] if end else rest
-    return phrase.strip() or None
+    phrase = (rest[: end.start()] if end else rest).strip()
+    if len(_PROSE_WORD_RE.findall(phrase)) >= 2:
+        copula = _last_match(_IS_RE, phrase)
+        if copula is not None and phrase[copula.end():].strip():
+            return _answer_phrase(phrase[copula.end():])
+    return phrase or None
 
 
-def last_boxed(text: str) -> str | None:
+_SPAN_JOINER_RE = re.compile(r"\s*(?:,|and|or|,\s*and)\s*")
+
+
+def _leading_math_spans(text: str) -> list[str]:
+    """Contents of the math spans at the start of `text`, following each other with "and" / ","
+    between them (`$12$ and $13$`)."""
+    out: list[str] = []
+    pos = 0
+    while True:
+        for open_, close in _MATH_SPANS:
+            if text.startswith(open_, pos):
+                end = _find_unescaped(text, close, pos + len(open_))
+                inner = text[pos + len(open_):end] if end > pos + len(open_) else ""
+                if inner.strip() and not (open_ in _INLINE and "\n" in inner):
+                    out.append(text[pos + len(open_):end].strip())
+                    pos = end + len(close)
+                    break
+        else:
+            return out
+        joiner = _SPAN_JOINER_RE.match(text, pos)
+        if joiner is None or not out:
+            return out
+        pos = joiner.end()
+
+
+def _find_unescaped(text: str, needle: str, start: int) -> int:
+    i = text.find(needle, start)
+    while i > 0 and text[i - 1] == "\\":
+        i = text.find(needle, i + 1)
+    return i
+
+
+def last_boxed(text: str, spans: list[tuple[int, int, str]] | None = None) -> str | None:
     """Content of the last complete `\\boxed{...}` / `\\fbox{...}`, with directly preceding boxes
     (separated only by commas / "and") joined in: `\\boxed{1} and \\boxed{2}` -> `1, 2`."""
-    spans = _boxes(text)
+    spans = boxes(text) if spans is None else spans
     if not spans:
         return None
     parts = [spans[-1]]
@@ -182,7 +253,12 @@ def last_boxed(text: str) -> str | None:
     return ", ".join(content for _, _, content in parts)
 
 
-def _boxes(text: str) -> list[tuple[int, int, str]]:
+def all_boxed(text: str) -> list[str]:
+    """Contents of every complete box in `text`, in order."""
+    return [content for _, _, content in boxes(text)]
+
+
+def boxes(text: str) -> list[tuple[int, int, str]]:
     """(start, end, content) of each complete box, outermost only, in order."""
     out: list[tuple[int, int, str]] = []
     closing: dict[int, int] | None = None
@@ -237,8 +313,12 @@ def clean_answer(answer: str) -> str:
             if len(s) > len(open_) + len(close) and s.startswith(open_) and s.endswith(close):
                 s = s[len(open_): -len(close)].strip()
         s = s.rstrip(" \t.,;:。").strip().strip("*").strip()
+        if len(s) > 2 and s[0] in "\"“" and s[-1] in "\"”":
+            s = s[1:-1].strip()
+        if s.startswith('\\"') and s.endswith('\\"'):
+            s = s[2:-2].strip()
         if s.startswith(("\\boxed", "\\fbox")):
-            spans = _boxes(s)
+            spans = boxes(s)
             if len(spans) == 1 and spans[0][0] == 0 and spans[0][1] == len(s):
                 s = spans[0][2]
         if s == before:
@@ -246,4 +326,6 @@ def clean_answer(answer: str) -> str:
     choice = _CHOICE_RE.match(s)
     if choice:
         return choice.group(1)
+    if not s.strip("$\\()[]{} \t\n"):
+        return ""  # delimiters around nothing readable
     return s
