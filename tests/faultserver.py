@@ -84,7 +84,8 @@ def default_answer(body: dict[str, Any]) -> tuple[str, str | None]:
     """A deterministic answer that names the request's seed, with a <think> block."""
     seed = body.get("seed")
     last = (body.get("messages") or [{}])[-1].get("content", "")
-    return f"<think>The user asked {len(str(last))} characters; seed {seed}.</think>The answer is \\boxed{{{seed}}}.", None
+    text = f"<think>The user asked {len(str(last))} characters; seed {seed}.</think>The answer is \\boxed{{{seed}}}."
+    return text, None
 
 
 @dataclass
@@ -104,6 +105,8 @@ class FaultServer:
         self._server: asyncio.AbstractServer | None = None
         self._ready = threading.Event()
         self._lock = threading.Lock()
+        self.inflight = 0
+        self.max_inflight = 0  # most chat requests the server was working on at once
 
     # ---- lifecycle ----------------------------------------------------------------------
     @property
@@ -171,8 +174,8 @@ class FaultServer:
                 raw = await reader.readexactly(length) if length else b""
                 if not await self._respond(method, path, raw, writer):
                     break
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
+            pass  # a client that hung up, or the server stopping
         finally:
             writer.close()
 
@@ -195,6 +198,14 @@ class FaultServer:
                 self.log.append(Logged(body, action.kind, time.time(), attempt))
         else:
             action = self.script(body, 1)
+        self.inflight += 1
+        self.max_inflight = max(self.max_inflight, self.inflight)
+        try:
+            return await self._act(action, body, writer)
+        finally:
+            self.inflight -= 1
+
+    async def _act(self, action: Action, body: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
         if self.delay:
             await asyncio.sleep(self.delay)
         kind = action.kind
@@ -248,7 +259,8 @@ class FaultServer:
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                           "total_tokens": prompt_tokens + completion_tokens}}
 
-    def _send(self, writer: asyncio.StreamWriter, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    def _send(self, writer: asyncio.StreamWriter, status: int, payload: Any,
+              headers: dict[str, str] | None = None) -> None:
         self._send_raw(writer, status, json.dumps(payload).encode(), headers or {})
 
     @staticmethod

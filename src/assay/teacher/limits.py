@@ -30,7 +30,8 @@ class TokenBucket:
                 if self.level >= amount:
                     self.level -= amount
                     return
-                await asyncio.sleep((amount - self.level) / self.rate)
+                # short naps: an answer's usage may give back estimated tokens meanwhile
+                await asyncio.sleep(min((amount - self.level) / self.rate, 0.25))
 
     def adjust(self, delta: float) -> None:
         """Give back (positive) or take (negative) units once the true cost is known."""
