@@ -87,3 +87,13 @@ def test_json_logs_are_json(tmp_path: Path) -> None:
     events = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     assert events[-1]["event"] == "run done"
     assert any(e["event"] == "stage done" for e in events)
+
+
+def test_source_options_from_the_command_line(tmp_path: Path, shared_data: Path) -> None:
+    out = tmp_path / "g.jsonl"
+    assay("apply", "collect", str(shared_data / "gsm8k" / "test.jsonl"), str(out), "--source", "gsm8k",
+          "--source-opt", "id_prefix=mine")
+    recs = read_jsonl(out)
+    assert len(recs) == 1319 and recs[0]["id"].startswith("mine/")
+    proc = assay("validate", str(out), "--source", "gsm8k", "--source-opt", "nope=1", check=False)
+    assert proc.returncode == 2 and "unknown parameter 'nope'" in proc.stderr

@@ -150,6 +150,15 @@ def parse_sets(sets: tuple[str, ...], model: Any) -> dict[str, Any]:
     return params
 
 
+def _source_class(name: str) -> Any:
+    from assay.sources import sources as all_sources
+
+    known = all_sources()
+    if name not in known:
+        raise AssayError(f"unknown source {name!r}; known sources: {', '.join(known)}")
+    return known[name]
+
+
 def _is_list_type(annotation: Any) -> bool:
     origin = typing.get_origin(annotation)
     if origin in (list, tuple, set):
@@ -164,12 +173,13 @@ def _is_list_type(annotation: Any) -> bool:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="stage parameter (repeatable)")
 @click.option("--drop", is_flag=True, help="also remove what fails (to OUT's .rejected.jsonl)")
 @click.option("--source", default="record", help="input format adapter (see `assay sources`)")
+@click.option("--source-opt", "source_opts", multiple=True, metavar="KEY=VALUE", help="adapter option (repeatable)")
 @click.option("--workers", type=int, default=None)
 @click.option("--quiet", "-q", is_flag=True)
 @click.option("--json-logs", is_flag=True)
 @friendly
 def apply(stage_name: str, inp: str, out: str, sets: tuple[str, ...], drop: bool, source: str,
-          workers: int | None, quiet: bool, json_logs: bool) -> None:
+          source_opts: tuple[str, ...], workers: int | None, quiet: bool, json_logs: bool) -> None:
     """Run one STAGE on the records of IN and write them, with its checks, to OUT."""
     from assay.config import parse_config
     from assay.io.readers import iter_records
@@ -181,7 +191,8 @@ def apply(stage_name: str, inp: str, out: str, sets: tuple[str, ...], drop: bool
     cls = stage_class(stage_name)
     params = parse_sets(sets, cls)
     params["drop"] = drop
-    cfg = parse_config({"name": f"apply {stage_name}", "inputs": [{"path": inp, "source": source}],
+    options = parse_sets(source_opts, _source_class(source))
+    cfg = parse_config({"name": f"apply {stage_name}", "inputs": [{"path": inp, "source": source, "options": options}],
                         "stages": [{"stage": stage_name, **params}], "workers": workers},
                        f"assay apply {stage_name}")
     out_path = Path(out)
@@ -298,11 +309,13 @@ def sources(name: str | None) -> None:
 @main.command()
 @click.argument("file", type=click.Path())
 @click.option("--source", default="record", help="input format adapter")
+@click.option("--source-opt", "source_opts", multiple=True, metavar="KEY=VALUE", help="adapter option (repeatable)")
 @click.option("--split", default=None)
 @click.option("--limit", type=int, default=None)
 @click.option("--max-errors", type=int, default=50, help="print at most this many bad lines")
 @friendly
-def validate(file: str, source: str, split: str | None, limit: int | None, max_errors: int) -> None:
+def validate(file: str, source: str, source_opts: tuple[str, ...], split: str | None, limit: int | None,
+             max_errors: int) -> None:
     """Check FILE (or a dataset folder) and report each bad line with its error; exit 1 if any."""
     from collections import Counter
 
@@ -310,7 +323,8 @@ def validate(file: str, source: str, split: str | None, limit: int | None, max_e
     from assay.runner.ingest import Ingest, _error_kind
     from assay.runner.progress import Hub
 
-    spec = InputSpec(path=file, source=source, split=split, limit=limit)
+    spec = InputSpec(path=file, source=source, split=split, limit=limit,
+                     options=parse_sets(source_opts, _source_class(source)))
     ingest = Ingest([spec], 1, None, Hub(quiet=True))
     good = bad = 0
     kinds: Counter[str] = Counter()

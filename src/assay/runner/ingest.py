@@ -144,7 +144,9 @@ def _convert(row: Row, source: Source, at: RowAt) -> Any:
         return validate_record(source.convert(row.data, at) if isinstance(row.data, dict) else row.data)
     except RecordError as exc:
         row.error = str(exc)
-        return None
+    except Exception as exc:  # a bug in an adapter must cost one row, not the run
+        row.error = f"adapter error: {type(exc).__name__}: {exc}"
+    return None
 
 
 def write_shard(sd: StageDir, shard: int, rows: Iterable[Row], source: Source, path: Path, span: Span,
