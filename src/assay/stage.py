@@ -56,6 +56,10 @@ class Stage(BaseModel):
     batch_size: ClassVar[int] = 256
     # True for checks whose result is a property of the record, not of one response
     record_level: ClassVar[bool] = False
+    # What one worker of this stage needs (the Ray engine schedules by it): num_cpus, num_gpus,
+    # memory (bytes). `loads_model` stages keep a loaded model per worker (an actor pool on Ray).
+    resources: ClassVar[dict[str, float]] = {"num_cpus": 1}
+    loads_model: ClassVar[bool] = False
 
     when: str | None = Field(None, description="only records matching this expression go through the "
                              "stage; the others pass unchanged (e.g. 'domain == \"math\"')")
