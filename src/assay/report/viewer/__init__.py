@@ -1,0 +1,1 @@
+"""`assay view`: a read-only local browser of a run's records."""
