@@ -5,9 +5,10 @@ Three views of a problem text:
   sentence punctuation, LaTeX spacing and delimiters (`\\frac{1}{2}` == `\\frac 1 2`,
   `\\left(` == `(`, `$x$` == `x`) and thousands separators (`1,000` == `1000`) do not count;
   math operators do (`x+1` != `x-1`).
-- `words`: lower-case alphanumeric words (LaTeX commands become words: `\\frac` -> `frac`),
-  for n-gram overlap.
-- `plain`: LaTeX turned into plain text for an embedding model (`\\frac{a}{b}` -> `(a)/(b)`).
+- `words`: lower-case alphanumeric words (LaTeX commands become words: `\\frac` -> `frac`,
+  single letters become `x` so renamed variables still match), for n-gram overlap.
+- `embedding_view`: what an embedding model reads: Asymptote diagrams dropped, single-letter
+  variables renamed to `x`, LaTeX turned into plain text (`\\frac{a}{b}` -> `a/b`).
 """
 
 from __future__ import annotations
@@ -54,11 +55,22 @@ def exact_key(text: str) -> str:
 
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# LaTeX commands that only typeset (a plain-text copy has no word for them).
+_FORMAT_CMDS = re.compile(r"\\(?:frac|binom|cdot|times|div|cdots|ldots|dots|text\w*|math\w*|operatorname|overline"
+                          r"|underline|hat|bar|vec|begin|end|array|le|leq|ge|geq|ne|neq|pm|circ)(?![a-zA-Z])")
+_DIAGRAM = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.S | re.I)
+
+
+def strip_diagrams(text: str) -> str:
+    """Drop Asymptote code (`[asy]...[/asy]`): drawing commands say little about the problem."""
+    return _DIAGRAM.sub(" ", text) if "[asy]" in text.lower() else text
 
 
 def words(text: str) -> list[str]:
-    """Lower-case words and numbers (punctuation, LaTeX braces and backslashes dropped)."""
-    return _WORD.findall(_canonical_latex(text).casefold())
+    """Lower-case words and numbers (punctuation, LaTeX braces and backslashes and diagrams
+    dropped; single letters read as `x`, so `p(x)` and `q(t)` match)."""
+    text = _FORMAT_CMDS.sub(" ", _canonical_latex(rename_variables(strip_diagrams(text)))).casefold()
+    return ["x" if len(w) == 1 and w.isalpha() else w for w in _WORD.findall(text)]
 
 
 # Fast normalisation for MinHash shingles: every ASCII punctuation mark becomes a space.
@@ -97,3 +109,34 @@ def plain(text: str) -> str:
         text = re.sub(re.escape(cmd) + r"(?![a-zA-Z])", rep, text)
     text = _PLAIN_CMD.sub(r"\1", text).replace("{", "").replace("}", "")
     return _SPACES.sub(" ", text).strip()
+
+
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.S)
+_MATH_LETTER = re.compile(r"(\\[a-zA-Z]+)|[a-zA-Z]")
+_TEXT_ARG = re.compile(r"\\(?:text|textbf|textit|mathrm|mbox|operatorname)\s*\{[^{}]*\}")
+# Outside math mode: a lone letter next to an operator, digit or bracket (`f(x)`, `3x`, `x - 2`),
+# not a plural after a number (`0s`, `1990s`).
+_PLAIN_LETTER = re.compile(r"(?<![A-Za-z\\])[a-zA-Z](?=\s*[()+\-*/^=<>0-9])"
+                           r"|(?<=[()+\-*/^=<>0-9])\s*(?!s\b)[a-zA-Z](?![A-Za-z])")
+
+
+def rename_variables(text: str) -> str:
+    """Every single-letter variable becomes `x`, so renamed copies of a problem read alike.
+
+    Inside math mode every letter that is not a command is a variable (`ax^2` is a times x^2);
+    `\\text{...}` keeps its words. Outside math mode only letters next to an operator or digit.
+    """
+    def in_math(m: re.Match[str]) -> str:
+        body = next(g for g in m.groups() if g is not None)
+        kept: list[str] = []
+        body = _TEXT_ARG.sub(lambda t: kept.append(t.group(0)) or f"\x00{len(kept) - 1}\x00", body)
+        body = _MATH_LETTER.sub(lambda t: t.group(1) or "x", body)
+        body = re.sub("\x00(\\d+)\x00", lambda t: kept[int(t.group(1))], body)
+        return f" {body} "
+
+    return _PLAIN_LETTER.sub("x", _MATH_SPAN.sub(in_math, text))
+
+
+def embedding_view(text: str) -> str:
+    """The text an embedding model should compare: no diagrams, variables renamed, plain LaTeX."""
+    return plain(rename_variables(strip_diagrams(text)))

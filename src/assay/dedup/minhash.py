@@ -1,0 +1,131 @@
+"""Stage `dedup-minhash`: near-duplicates by MinHash LSH (rensa signatures), streaming.
+
+Signatures and band hashes are written to disk batch by batch; candidate pairs come from
+sorting one band at a time (memory: two 8-byte numbers per record), are verified against the
+estimated Jaccard similarity, and joined into clusters.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from itertools import chain
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from assay.dedup.clusters import ClusterDedup
+from assay.dedup.exact import group_pairs
+from assay.dedup.shingles import mix64, shingle_hashes
+from assay.dedup.spill import Parts, Spill
+from assay.errors import ConfigError
+from assay.record import Record
+from assay.stage import stage
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_VERIFY_CHUNK = 100_000
+
+
+@lru_cache(maxsize=64)
+def optimal_bands(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5) -> tuple[int, int]:
+    """(bands, rows) minimising the weighted false positive and false negative areas of the LSH
+    S-curve around `threshold` (the same criterion as datasketch)."""
+    best, best_err = (1, num_perm), float("inf")
+    lo = np.linspace(0.0, threshold, 201)
+    hi = np.linspace(threshold, 1.0, 201)
+    for b in range(1, num_perm + 1):
+        for r in range(1, num_perm // b + 1):
+            fp = np.trapezoid(1 - (1 - lo**r) ** b, lo)
+            fn = np.trapezoid((1 - hi**r) ** b, hi)
+            err = fp_weight * fp + fn_weight * fn
+            if err < best_err:
+                best, best_err = (b, r), err
+    return best
+
+
+def signatures(texts: list[str], shingle: str, ngram: int, num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(MinHash signatures as an (n, num_perm) uint32 matrix, whether each text had shingles)."""
+    from rensa import RMinHash
+
+    hashes, off = shingle_hashes(texts, shingle, ngram)
+    matrix = RMinHash.digest_matrix_from_flat_token_hashes(hashes, off.astype(np.uint64), num_perm, seed)
+    n = len(texts)
+    sig = np.fromiter(chain.from_iterable(matrix.to_rows()), dtype=np.uint32, count=n * num_perm)
+    return sig.reshape(n, num_perm), np.diff(off) > 0
+
+
+def band_hashes(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One uint64 per band and record: a hash of that band's `rows` signature values."""
+    n = len(sig)
+    view = sig[:, : bands * rows].reshape(n, bands, rows).astype(np.uint64)
+    h = np.zeros((n, bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(rows):
+            h = h * _GOLDEN + view[:, :, j]
+    return mix64(h)
+
+
+@stage("dedup-minhash")
+class MinHashDedup(ClusterDedup):
+    """Near-duplicates by MinHash LSH: word or character n-gram shingles, `num_perm` permutations,
+    bands chosen for the Jaccard `threshold` (or given), candidates verified against the estimated
+    Jaccard similarity; clusters are connected components. Signatures and band buckets live on
+    disk while indexing, so corpora larger than memory work. One record per cluster survives
+    (reference answer or tests first, then most responses, longest solution, first seen)."""
+
+    metric: ClassVar[str] = "jaccard"
+    what: ClassVar[str] = "near-duplicate"
+
+    threshold: float = Field(0.8, gt=0, le=1, description="estimated Jaccard similarity of shingle sets at "
+                             "which two records are duplicates")
+    shingle: Literal["word", "char"] = Field("word", description="shingles: word or character n-grams "
+                                             "(of the lower-cased text without punctuation)")
+    ngram: int = Field(5, ge=1, le=64, description="shingle length in words or characters")
+    num_perm: int = Field(128, ge=8, le=1024, description="MinHash permutations (signature length)")
+    bands: int | None = Field(None, ge=1, description="LSH bands (default: chosen for the threshold); "
+                              "rows per band = num_perm // bands")
+    seed: int = Field(1, description="seed of the MinHash permutations")
+    verify: bool = Field(True, description="keep only candidate pairs whose estimated Jaccard similarity "
+                         "reaches the threshold (false: every band collision is a duplicate)")
+
+    @model_validator(mode="after")
+    def _check_bands(self) -> MinHashDedup:
+        if self.bands is not None and self.bands > self.num_perm:
+            raise ConfigError(f"dedup-minhash: bands ({self.bands}) cannot exceed num_perm ({self.num_perm})")
+        return self
+
+    @property
+    def band_rows(self) -> tuple[int, int]:
+        if self.bands is not None:
+            return self.bands, self.num_perm // self.bands
+        return optimal_bands(round(self.threshold, 4), self.num_perm)
+
+    def spill_batch(self, spill: Spill, batch: list[Record], texts: list[str]) -> None:
+        sig, nonempty = signatures(texts, self.shingle, self.ngram, self.num_perm, self.seed)
+        bands, rows = self.band_rows
+        spill.append("sig", sig)
+        spill.append("bands", band_hashes(sig, bands, rows))
+        spill.append("nonempty", nonempty.astype(np.uint8))
+
+    def find_pairs(self, parts: Parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        bands, _ = self.band_rows
+        nonempty = np.flatnonzero(parts.column("nonempty"))
+        found: list[np.ndarray] = []
+        for k in range(bands):
+            col = np.concatenate([np.asarray(view[:, k]) for _, view in parts.part_views("bands")])
+            a, b = group_pairs(col[nonempty])
+            a, b = nonempty[a], nonempty[b]
+            found.append(np.minimum(a, b) * parts.n + np.maximum(a, b))
+        cand = np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+        a, b = cand // max(parts.n, 1), cand % max(parts.n, 1)
+        sim = self.similarity(parts, a, b)
+        keep = sim >= self.threshold if self.verify else np.ones(len(a), dtype=bool)
+        return a[keep], b[keep], sim[keep]
+
+    def similarity(self, parts: Parts, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = np.empty(len(a))
+        for s in range(0, len(a), _VERIFY_CHUNK):
+            sa = parts.rows("sig", a[s : s + _VERIFY_CHUNK])
+            sb = parts.rows("sig", b[s : s + _VERIFY_CHUNK])
+            out[s : s + _VERIFY_CHUNK] = (sa == sb).mean(axis=1)
+        return out
