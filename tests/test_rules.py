@@ -417,3 +417,14 @@ def test_llama_base_outputs_loops_are_flagged(shared_data: Path) -> None:
     for r in long_loops:
         assert "ngram" in failures(r), r["id"]
     assert all(failures(r).get("format") == "no_reasoning" for r in records)  # a base model does not think
+
+
+@pytest.mark.parametrize(("a", "b", "agree"), [
+    ("(B) 42", "B", True), ("B", "C", False), ("50\\%", "0.5", True), ("27 miles from city A", "27", True),
+    ("Monday", "monday", True), ("1591", "1411", False), ("x = 3", "3", True),
+])
+def test_answers_agree(a: str, b: str, agree: bool) -> None:
+    from assay.rules.consistency import answers_agree
+
+    assert answers_agree(a, b)[0] is agree
+    assert answers_agree(b, a)[0] is agree

@@ -4,7 +4,8 @@ A trace that concludes "so the answer is 12" and then answers \\boxed{15} is inc
 is right. The reasoning's conclusion is its last `\\boxed{}` or answer statement ("the answer is",
 "the answer should be", "final answer:") within its last `tail_chars` characters; the final answer
 is the response's `answer` field, else what assay.verify.extract finds after the reasoning. They
-are compared as normalised text, then as numbers, then (optionally) with math-verify.
+are compared as normalised text, then with assay.verify's quick judgement (numbers, units,
+percentages, choices), then (optionally) with math-verify.
 """
 
 from __future__ import annotations
@@ -109,21 +110,51 @@ def math_equal(a: str, b: str) -> bool | None:
         return None
 
 
+def _quick(a: str, b: str) -> tuple[bool, str] | None:
+    """assay.verify's pure-Python judgement (numbers, units, percentages, choices, text), tried
+    both ways round since it reads its first argument strictly as the reference."""
+    from assay.verify.math_compare import quick_judge
+
+    for gold, pred in ((b, a), (a, b)):
+        try:
+            j = quick_judge(gold, pred)
+        except Exception:  # an odd string must not fail the whole batch
+            j = None
+        if j is not None:
+            return j.passed, j.reason.rsplit("(", 1)[-1].rstrip(")") or "quick"
+    return None
+
+
+def _number_with_words(a: str, b: str) -> tuple[bool, str] | None:
+    """'27 miles from city A' vs '27': a number against the same number followed by words."""
+    xa, xb = as_number(normalise(a)), as_number(normalise(b))
+    if (xa is None) == (xb is None):
+        return None
+    number, other = (xa, b) if xa is not None else (xb, a)
+    m = _NUMBER_THEN_WORDS.match(other)
+    lead = as_number(m.group(1).replace(",", "")) if m else None
+    return (lead == number, "number with units") if lead is not None else None
+
+
+def _choices(a: str, b: str) -> tuple[bool, str] | None:
+    """'(B) 42' vs 'B': a bare choice letter against an option that starts with one."""
+    from assay.verify.math_compare import choice_letter
+
+    la, lb = choice_letter(a), choice_letter(b)
+    if la is None or lb is None or min(len(a.strip()), len(b.strip())) > 3:
+        return None
+    return la == lb, "choice"
+
+
 def answers_agree(a: str, b: str, use_math_verify: bool = True) -> tuple[bool, str]:
-    """(agree, how): equal text, equal numbers, or math-verify."""
-    na, nb = normalise(a), normalise(b)
-    if na == nb:
+    """(agree, how): equal text, assay.verify's quick judgement, numbers with units, choice
+    letters, then math-verify."""
+    if normalise(a) == normalise(b):
         return True, "same text"
-    xa, xb = as_number(na), as_number(nb)
-    if xa is not None and xb is not None:
-        return xa == xb, "numbers"
-    if xa is not None or xb is not None:  # one side a number, the other a number with units or words
-        other = b if xa is not None else a
-        m = _NUMBER_THEN_WORDS.match(other)
-        if m is not None:
-            lead = as_number(m.group(1).replace(",", ""))
-            if lead is not None:
-                return lead == (xa if xa is not None else xb), "number with units"
+    for decide in (_quick, _number_with_words, _choices):
+        found = decide(a, b)
+        if found is not None:
+            return found
     if use_math_verify and len(a) < 300 and len(b) < 300:
         same = math_equal(a, b)
         if same is not None:
