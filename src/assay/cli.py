@@ -79,7 +79,9 @@ def run(pipeline: str, out: str, fresh: bool, workers: int | None, engine: str |
         cfg.engine = engine  # type: ignore[assignment]
     hub = Hub(quiet=quiet, json_logs=json_logs, console=err_console)
     eng = _engine(cfg.engine, address, workers or cfg.workers, hub)
-    runner = Runner(cfg, out, hub=hub, engine=eng, workers=workers)
+    # an engine may bring its own runner (the Ray engine runs async and main stages in actors)
+    runner_cls = getattr(eng, "runner_class", None) or Runner
+    runner = runner_cls(cfg, out, hub=hub, engine=eng, workers=workers)
     result = runner.run(fresh=fresh, config_text=Path(pipeline).read_text(encoding="utf-8"))
     if json_logs:
         import json
