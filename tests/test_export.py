@@ -201,3 +201,19 @@ def test_a_foreign_readme_is_kept(run_dir: Path, tmp_path: Path) -> None:
 def test_not_a_run_directory(tmp_path: Path) -> None:
     proc = assay("export", str(tmp_path), "--to", str(tmp_path / "x.jsonl"), check=False)
     assert proc.returncode == 2 and "not an assay run directory" in proc.stderr
+
+
+def test_only_passing_and_two_exports_in_one_folder(tmp_path: Path) -> None:
+    good = f"<think>\n{reasoning_text(200, 5)}\nSo the answer is 9.\n</think>\n\nHence \\boxed{{9}}."
+    rec = {"id": "q", "domain": "math", "prompt": "What is 4 + 5?",
+           "responses": [{"text": good}, {"text": good, "finish_reason": "length"}]}
+    inp = write_jsonl(tmp_path / "in.jsonl", [rec])
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(f"inputs: [{inp}]\nstages:\n  - rules: {{drop: false}}\n")
+    assay("run", str(cfg), "--out", str(tmp_path / "run"), "-q")
+    assay("export", str(tmp_path / "run"), "--to", str(tmp_path / "out" / "all.jsonl"))
+    assay("export", str(tmp_path / "run"), "--to", str(tmp_path / "out" / "passing.jsonl"), "--only-passing")
+    assert len(read_jsonl(tmp_path / "out" / "all.jsonl")) == 2
+    assert [r["id"] for r in read_jsonl(tmp_path / "out" / "passing.jsonl")] == ["q#0"]
+    assert 'path: "all.jsonl"' in (tmp_path / "out" / "README.md").read_text()
+    assert 'path: "passing.jsonl"' in (tmp_path / "out" / "passing.README.md").read_text()

@@ -3,8 +3,11 @@ dataset (JSONL, Parquet or a Hugging Face dataset folder) plus a dataset card RE
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -37,12 +40,15 @@ class ExportResult:
 
 
 def card_path(out: Path) -> Path:
-    """README.md beside the data; never over a README that assay did not write."""
+    """README.md beside the data; never over a README that assay did not write, nor over the
+    card of another export in the same folder (then `<name>.README.md`)."""
     if is_folder_target(out):
         return out / "README.md"
     card = out.parent / "README.md"
-    if card.exists() and CARD_MARK not in card.read_text(encoding="utf-8", errors="replace"):
-        return out.parent / f"{_stem(out)}.README.md"
+    if card.exists():
+        text = card.read_text(encoding="utf-8", errors="replace")
+        if CARD_MARK not in text or f"path: {json.dumps(out.name)}" not in text:
+            return out.parent / f"{_stem(out)}.README.md"
     return card
 
 
@@ -67,17 +73,29 @@ def _check_target(out: Path) -> None:
         raise AssayError(f"'{out}' is a folder; name a .jsonl or .parquet file, or a folder for a Hugging Face dataset")
 
 
+def passing(resp: dict[str, object]) -> bool:
+    checks = resp.get("checks")
+    return not isinstance(checks, dict) or all(not isinstance(c, dict) or c.get("passed") for c in checks.values())
+
+
 def export_run(run_dir: str | Path, out: str | Path, fmt: Format = "messages", reasoning: Placement = "think",
-               template: str = THINK_TEMPLATE, system: str | None = None) -> ExportResult:
-    """Write the kept responses of a run as an SFT dataset at `out` and its card beside it."""
+               template: str = THINK_TEMPLATE, system: str | None = None, only_passing: bool = False) -> ExportResult:
+    """Write the kept responses of a run as an SFT dataset at `out` and its card beside it.
+    only_passing: also leave out responses that carry a failed check (kept by `drop: false`)."""
     info = open_run(run_dir)
     out = Path(out)
     _check_target(out)
     markers, solutions = info.markers()
     render = Renderer(fmt, reasoning, template, system, markers, solutions)
 
+    def records() -> Iterator[dict[str, Any]]:
+        for rec in iter_run_records(info):
+            if only_passing and rec.get("responses"):
+                rec["responses"] = [r for r in rec["responses"] if passing(r)]
+            yield rec
+
     summary = Summary()
-    for rec in iter_run_records(info):
+    for rec in records():
         summary.add_record(rec)
     labels = label_columns(summary.label_kinds(), reserved_columns(fmt, reasoning))
     schema = arrow_schema(fmt, reasoning, labels)
@@ -85,7 +103,7 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: Format = "messages", r
     description = f"assay export of {info.path.name} ({fmt})"
     writer = open_typed_writer(out, schema, description)
     try:
-        for rec in iter_run_records(info):
+        for rec in records():
             rec_labels = rec.get("labels") if isinstance(rec.get("labels"), dict) else {}
             for i, resp in enumerate(rec.get("responses") or []):
                 row = render.row(rec, i, resp)
@@ -120,7 +138,9 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: Format = "messages", r
 @click.option("--think-template", default=THINK_TEMPLATE, show_default=True,
               help="how reasoning and answer are joined with --reasoning think ({reasoning}, {answer})")
 @click.option("--system", default=None, help="a system prompt to put first in every conversation")
-def export(run_dir: str, fmt: Format, out: str, reasoning: Placement, think_template: str, system: str | None) -> None:
+@click.option("--only-passing", is_flag=True, help="leave out responses with a failed check (kept by drop: false)")
+def export(run_dir: str, fmt: Format, out: str, reasoning: Placement, think_template: str, system: str | None,
+           only_passing: bool) -> None:
     """Export the kept responses of run directory DIR as an SFT dataset, with a dataset card."""
     from rich.console import Console
 
@@ -129,7 +149,7 @@ def export(run_dir: str, fmt: Format, out: str, reasoning: Placement, think_temp
     @friendly
     def go() -> None:
         tpl = think_template.replace("\\n", "\n").replace("\\t", "\t")  # escapes typed in a shell
-        result = export_run(run_dir, Path(out), fmt, reasoning, tpl, system)
+        result = export_run(run_dir, Path(out), fmt, reasoning, tpl, system, only_passing)
         Console().print(f"exported {result.rows:,} rows from {result.records:,} records -> {result.out}\n"
                         f"dataset card -> {result.card}")
 
