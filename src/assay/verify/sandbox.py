@@ -80,8 +80,8 @@ class PythonRuntime:
 
         head = [self.executable, "-I", "-S", "-B", "-c"]
         if self.magic == importlib.util.MAGIC_NUMBER.hex():
-            return head + [_BOOT, _harness_code()]
-        return head + [HARNESS_SOURCE]
+            return [*head, _BOOT, _harness_code()]
+        return [*head, HARNESS_SOURCE]
 
 
 _HARNESS_CODE: list[str] = []
