@@ -69,7 +69,7 @@ def scripted_labeller(body: dict[str, Any]) -> tuple[str, str | None]:
     return '<think>ok</think>{"category": "geometry", "difficulty": 7, "quality": 4}', None
 
 
-def test_unparseable_output_is_asked_again(shared_data: Path, tmp_path: Path) -> None:
+def test_unparseable_output_is_asked_again(shared_data: Path, tmp_path: Path, cache_dir: Path) -> None:
     inp = write_jsonl(tmp_path / "in.jsonl", _problems(shared_data, 3))
     out = tmp_path / "out.jsonl"
     with FaultServer(answer=scripted_labeller) as server:
@@ -90,7 +90,8 @@ def always_garbage(body: dict[str, Any]) -> tuple[str, str | None]:
     return "I would rather not say.", None
 
 
-def test_output_that_never_parses_keeps_the_heuristic_labels(shared_data: Path, tmp_path: Path) -> None:
+def test_output_that_never_parses_keeps_the_heuristic_labels(shared_data: Path, tmp_path: Path,
+                                                             cache_dir: Path) -> None:
     records = _problems(shared_data, 2)
     inp = write_jsonl(tmp_path / "in.jsonl", records)
     out = tmp_path / "out.jsonl"
@@ -119,7 +120,7 @@ def test_llm_backend_needs_an_endpoint(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_local_model_labels_real_problems(shared_data: Path, tmp_path: Path) -> None:
+def test_local_model_labels_real_problems(shared_data: Path, tmp_path: Path, cache_dir: Path) -> None:
     """SmolLM2-135M through the embedded llama.cpp server: weak labels, but a real model whose
     output the schema constrains and the parser accepts."""
     inp = write_jsonl(tmp_path / "in.jsonl", _problems(shared_data, 2))
