@@ -15,6 +15,7 @@ from typing import Any
 import click
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from assay import __version__
@@ -252,7 +253,7 @@ def _print_params(cls: Any, skip: tuple[str, ...] = ()) -> None:
         table.add_column(col, overflow="fold")
     for name, tname, default, desc in parameter_docs(cls):
         if name not in skip:
-            table.add_row(name, tname, default, desc)
+            table.add_row(escape(name), escape(tname), escape(default), escape(desc))
     console.print(table)
 
 
@@ -266,7 +267,7 @@ def stages(name: str | None) -> None:
     if name:
         cls = stage_class(name)
         console.print(f"[bold]{name}[/] ({cls.execution}, {cls.__module__})")
-        console.print((cls.__doc__ or "").strip())
+        console.print(escape((cls.__doc__ or "").strip()))
         _print_params(cls)
         return
     table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
@@ -274,7 +275,7 @@ def stages(name: str | None) -> None:
     table.add_column("runs")
     table.add_column("what it does", overflow="fold")
     for sname, cls in registry().items():
-        table.add_row(sname, cls.execution, _doc_summary(cls))
+        table.add_row(sname, cls.execution, escape(_doc_summary(cls)))
     console.print(table)
     console.print("common parameters: when, drop, min_score, max_score, drop_empty; "
                   "`assay stages NAME` shows a stage's own")
@@ -293,7 +294,7 @@ def sources(name: str | None) -> None:
             raise AssayError(f"unknown source {name!r}; known sources: {', '.join(known)}")
         cls = known[name]
         console.print(f"[bold]{name}[/] (domain {cls.domain})")
-        console.print((cls.__doc__ or "").strip())
+        console.print(escape((cls.__doc__ or "").strip()))
         _print_params(cls)
         return
     table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
@@ -301,7 +302,7 @@ def sources(name: str | None) -> None:
     table.add_column("domain")
     table.add_column("format", overflow="fold")
     for sname, cls in known.items():
-        table.add_row(sname, cls.domain, _doc_summary(cls))
+        table.add_row(sname, cls.domain, escape(_doc_summary(cls)))
     console.print(table)
 
 
