@@ -72,6 +72,11 @@ class Element:
     def find(self, css: str) -> Element:
         return self.browser._element(self._call("POST", "/element", {"using": "css selector", "value": css}))
 
+    def png(self) -> bytes:
+        """A screenshot of just this element (scrolled into view first)."""
+        self.browser.script("arguments[0].scrollIntoView();", {ELEMENT: self.ref})
+        return base64.b64decode(self._call("GET", "/screenshot"))
+
     def find_all(self, css: str) -> list[Element]:
         found = self._call("POST", "/elements", {"using": "css selector", "value": css})
         return [self.browser._element(e) for e in found]

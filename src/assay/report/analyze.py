@@ -150,6 +150,7 @@ class StageView:
     stats: dict[str, Any]
     examples: dict[str, list[Example]] = field(default_factory=dict)
     kinds: Counter[str] = field(default_factory=Counter)  # rejected records vs responses, from the file
+    reason_kinds: dict[str, Counter[str]] = field(default_factory=dict)  # reason -> {record: n, response: n}
     file: str | None = None
 
 
@@ -279,7 +280,10 @@ def analyze(run_dir: str | Path, *, tokenizer: str | None = None,
 
 def _walk_rejected(path: Path, root: Path, view: StageView, table: CheckTable, per_reason: int,
                    unreadable: Counter[str]) -> None:
+    """Count and check-aggregate every rejected item; keep the first examples of each reason,
+    from different records where the file has them."""
     rel = _rel(path, root)
+    spare: dict[str, list[Example]] = {}
     for line, item in _rows(path, root, unreadable):
         kind = str(item.get("kind") or "record")
         view.kinds[kind] += 1
@@ -290,9 +294,20 @@ def _walk_rejected(path: Path, root: Path, view: StageView, table: CheckTable, p
         elif resp is not None:
             table.add_response(resp)
         code = str(item.get("code") or item.get("reason") or "unknown")
+        view.reason_kinds.setdefault(code, Counter())[kind] += 1
         shown = view.examples.setdefault(code, [])
         if len(shown) < per_reason:
-            shown.append(_example(item, rec, resp, view.label, rel, line))
+            rid = _str_or_none(item.get("id"))
+            if any(e.id == rid for e in shown):
+                extra = spare.setdefault(code, [])
+                if len(extra) < per_reason:
+                    extra.append(_example(item, rec, resp, view.label, rel, line))
+            else:
+                shown.append(_example(item, rec, resp, view.label, rel, line))
+    for code, extra in spare.items():
+        shown = view.examples[code]
+        shown += extra[: per_reason - len(shown)]
+        shown.sort(key=lambda e: e.line)
 
 
 def _example(item: dict[str, Any], rec: dict[str, Any] | None, resp: dict[str, Any] | None, stage: str,

@@ -132,7 +132,7 @@ def a_examples(a: Analysis) -> int:
 
 def _stage_rejections(s: StageView, reasons: dict[str, Any]) -> str:
     items = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-    total_in = _n(s.stats, "records_in") + _n(s.stats, "responses_in")
+    rec_in, resp_in = _n(s.stats, "records_in"), _n(s.stats, "responses_in")
     html = [f'<div class="stage-rejections" id="stage-{_slug(s.label)}" data-stage="{escape(s.label)}">',
             f'<h3>{escape(s.label)} <span class="muted">({escape(s.type)})</span></h3>']
     kinds = ", ".join(f"{v:,} {k}s" for k, v in s.kinds.most_common())
@@ -141,12 +141,18 @@ def _stage_rejections(s: StageView, reasons: dict[str, Any]) -> str:
     if len(items) > 1:
         html.append(hbars([k for k, _ in items[:20]], [Series("dropped", [v for _, v in items[:20]], RED)],
                           title=f"reasons of {s.label}"))
-    html.append('<table class="reasons"><thead><tr><th>reason</th><th class="n">count</th>'
-                '<th class="n">share of items in</th></tr></thead><tbody>')
+    html.append('<table class="reasons"><thead><tr><th>reason</th><th class="n">count</th><th>what</th>'
+                '<th class="n">share of the stage\'s input</th></tr></thead><tbody>')
     for code, count in items:
-        share = f"{count / total_in:.1%}" if total_in else "-"
+        kinds = s.reason_kinds.get(code) or {}
+        what, shares = [], []
+        for kind, total in (("record", rec_in), ("response", resp_in)):
+            n = kinds.get(kind, 0)
+            if n:
+                what.append(f"{n:,} {kind}s")
+                shares.append(f"{n / total:.1%} of {kind}s" if total else "-")
         html.append(f'<tr data-reason="{escape(code)}"><td>{escape(code)}</td>{_num_td(count, "count")}'
-                    f'<td class="n">{share}</td></tr>')
+                    f'<td>{escape(", ".join(what))}</td><td class="n">{escape(", ".join(shares))}</td></tr>')
     html.append("</tbody></table>")
     for code, _ in items:
         shown = s.examples.get(code) or []
@@ -232,25 +238,33 @@ def _check_card(c: CheckSummary, stage_type: str | None) -> str:
         chart = hbars([k for k, _ in codes], [Series("count", [v for _, v in codes], RED)],
                       title=f"verdicts of {c.name}", colors=colors)
         html.append(f"<div><h4>verdicts</h4>{chart}</div>")
-    for key, dist in list(c.numbers.items()):
+    small: list[list[Any]] = []
+    for key, dist in sorted(c.numbers.items(), key=lambda kv: (kv[0] != "score", kv[0])):
         if dist.count == 0 or (key == "cluster_size" and c.cluster_sizes.total):
             continue
-        edges, open_end = bin_edges([dist.passed, dist.failed])
-        if not edges:
-            continue
-        series = [Series("passed", dist.passed.counts(edges), GREEN), Series("failed", dist.failed.counts(edges), RED)]
         both = [d for d in (dist.passed, dist.failed) if d.count]
         lo, hi = min(d.lo for d in both), max(d.hi for d in both)
         mean = sum(d.total for d in both) / sum(d.count for d in both)
-        html.append(f"<div><h4>{escape(key)} <span class='muted'>(n={fmt(dist.count)}, min {fmt(lo)}, mean "
-                    f"{fmt(mean)}, max {fmt(hi)})</span></h4>"
+        distinct = len(set(dist.passed.sample) | set(dist.failed.sample))
+        main = key == "score" or "." in key  # the verdict's score, or a stage's named scores (reward)
+        if distinct < 2 or not (main or (dist.count >= 20 and distinct >= 3)):
+            small.append([key, dist.count, lo, mean, hi])
+            continue
+        edges, open_end = bin_edges([dist.passed, dist.failed])
+        series = [Series("passed", dist.passed.counts(edges), GREEN), Series("failed", dist.failed.counts(edges), RED)]
+        html.append(f'<div class="score-hist" data-field="{escape(key)}"><h4>{escape(key)} <span class="muted">'
+                    f"(n={fmt(dist.count)}, min {fmt(lo)}, mean {fmt(mean)}, max {fmt(hi)})</span></h4>"
                     + histogram(edges, series, stacked=True, open_end=open_end, xlabel=key, title=f"{c.name} {key}")
                     + "</div>")
     for key, counts in c.telling_strings().items():
         html.append(f"<div><h4>{escape(key)}</h4>"
                     + hbars([k for k, _ in counts.top(TOP_CATEGORIES)],
                             [Series(key, [v for _, v in counts.top(TOP_CATEGORIES)], ORANGE)], title=key) + "</div>")
-    html.append("</div></div>")
+    html.append("</div>")
+    if small:
+        html.append("<details><summary>other numeric fields</summary>"
+                    + _table(["field", "n", "min", "mean", "max"], small) + "</details>")
+    html.append("</div>")
     return "".join(html)
 
 
@@ -267,12 +281,20 @@ def _distributions(a: Analysis) -> str:
     if b.response_tokens.count or af.response_tokens.count:
         html.append(_numeric_pair("response length (tokens)", b.response_tokens, af.response_tokens,
                                   "response-tokens"))
-    names = sorted(set(b.numeric) | set(af.numeric), key=_field_rank)
-    for name in names:
-        html.append(_numeric_pair(name, b.numeric.get(name, Numeric()), af.numeric.get(name, Numeric()), name))
+    constant = []
+    for name in sorted(set(b.numeric) | set(af.numeric), key=_field_rank):
+        pair = (b.numeric.get(name, Numeric()), af.numeric.get(name, Numeric()))
+        live = [d for d in pair if d.count]
+        if live and all(d.lo == d.hi == live[0].lo for d in live):
+            constant.append(f"{name} = {fmt(live[0].lo)} ({' / '.join(fmt(d.count) for d in live)} values)")
+            continue
+        html.append(_numeric_pair(name, *pair, name))
     for name in sorted(set(b.categorical) | set(af.categorical), key=_field_rank):
         html.append(_category_pair(name, b.categorical.get(name), af.categorical.get(name)))
-    html.append("</div></section>")
+    html.append("</div>")
+    if constant:
+        html.append(f"<p class='muted'>same value everywhere: {escape('; '.join(constant))}</p>")
+    html.append("</section>")
     return "".join(html)
 
 

@@ -6,7 +6,7 @@ CSS = """
 * { box-sizing: border-box; }
 body { margin:0; font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;
        color:var(--fg); background:var(--bg); }
-header.top { background:#0f172a; color:#fff; padding:14px 24px; position:sticky; top:0; z-index:5; }
+header.top { background:#0f172a; color:#fff; padding:14px 24px; }
 header.top h1 { margin:0; font-size:18px; font-weight:600; }
 header.top .sub { color:#cbd5e1; font-size:12px; }
 nav { display:flex; flex-wrap:wrap; gap:4px 14px; margin-top:6px; }
@@ -55,4 +55,6 @@ form.filters select, form.filters input { font-size:13px; padding:3px 6px; min-w
 .resp.rejected { border-color:#fca5a5; background:#fffafa; }
 .resp h4 { margin:0 0 6px; }
 .pager { display:flex; gap:12px; align-items:center; margin:8px 0; }
+.check-line { border-top:1px solid var(--line); padding:4px 0; font-size:12px; overflow-wrap:anywhere; }
+.small { font-size:11px; }
 """

@@ -52,7 +52,11 @@ def _legend(series: list[Series], x: float, y: float) -> str:
 
 
 def _clip(label: str, n: int) -> str:
-    return label if len(label) <= n else label[: n - 1] + "…"
+    """Long labels lose their middle: both the start and the end (a file name) stay readable."""
+    if len(label) <= n:
+        return label
+    head = (n - 1) // 2
+    return label[:head] + "…" + label[-(n - 1 - head):]
 
 
 def hbars(labels: list[str], series: list[Series], *, width: int = 720, label_width: int = 230,
@@ -74,7 +78,9 @@ def hbars(labels: list[str], series: list[Series], *, width: int = 720, label_wi
         parts.append(_legend(series, label_width, 14))
     for i, label in enumerate(labels):
         y0 = top + i * group_h
-        parts.append(_text(label_width - 6, y0 + group_h / 2 + 2, _clip(label, 34), anchor="end"))
+        shown = _clip(label, int(label_width / 7))
+        parts.append(f'<g><title>{escape(label)}</title>'
+                     + _text(label_width - 6, y0 + group_h / 2 + 2, shown, anchor="end") + "</g>")
         for j, s in enumerate(series):
             v = s.values[i]
             w = max(0.0, plot_w * v / peak)

@@ -306,6 +306,22 @@ def checks_table(checks: dict[str, Any]) -> str:
             "<th>reason</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
+def check_lines(checks: dict[str, Any]) -> str:
+    """Checks as short lines, for the narrow response columns."""
+    out = []
+    for name, c in checks.items():
+        if not isinstance(c, dict):
+            continue
+        ok = bool(c.get("passed"))
+        bits = [b for b in (str(c.get("code") or ""), "" if c.get("score") is None else f"score {c['score']}") if b]
+        extra = {k: v for k, v in c.items() if k not in ("passed", "score", "reason", "code")}
+        out.append(f"<div class='check-line' data-check='{escape(name)}'><b>{escape(name)}</b> "
+                   f"<span class='{'pass' if ok else 'fail'}'>{'pass' if ok else 'fail'}</span> "
+                   f"{escape(' · '.join(bits))}<div>{escape(str(c.get('reason') or ''))}</div>"
+                   + (f"<div class='muted small'>{escape(_short(extra))}</div>" if extra else "") + "</div>")
+    return "<div class='check-lines'>" + "".join(out) + "</div>"
+
+
 def _response(i: int, r: dict[str, Any]) -> str:
     resp = r["response"]
     status = "kept" if r["status"] == "kept" else f"{r['status']} by {r['stage']}"
@@ -320,7 +336,7 @@ def _response(i: int, r: dict[str, Any]) -> str:
     if meta:
         html.append(f"<div class='muted'>{escape(' · '.join(meta))}</div>")
     if isinstance(resp.get("checks"), dict) and resp["checks"]:
-        html.append(checks_table(resp["checks"]))
+        html.append(check_lines(resp["checks"]))
     if resp.get("reasoning") and str(resp["reasoning"]) not in str(resp.get("text") or ""):
         html.append(f"<details><summary>reasoning</summary><pre>{escape(str(resp['reasoning']))}</pre></details>")
     html.append(f"<pre>{escape(str(resp.get('text') or ''))}</pre></div>")
