@@ -1,0 +1,92 @@
+"""The runner on Ray: the local runner's plan, markers and resume, with every stage off the driver.
+
+Pool segments, reading and global stages go through `RayEngine.submit` unchanged. What the local
+runner keeps in its own process moves to actors here:
+- `main` stages (math-verify's process pool, the code sandbox) run in one actor per node;
+- `async` stages (distill, judge, reward, safety) run in one asyncio actor per stage, with
+  several shards in flight sharing the stage's client (concurrency, rpm/tpm limits, cache).
+Inputs given as URLs (s3://, gs://, http(s)://, memory://) are copied once into the run
+directory (`inputs/`), which every node sees, before reading starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from pathlib import Path
+from typing import Any
+
+from assay.config import PipelineConfig
+from assay.engines.storage import stage_inputs
+from assay.runner.pipeline import Planned, Runner, RunResult
+from assay.runner.progress import Hub
+from assay.runner.rundir import StageDir
+from assay.runner.shard import ChainTask, run_chain
+from assay.stage import Stage
+
+SHARDS_PER_ACTOR = 2  # a main actor works on one shard and has the next one queued
+ASYNC_SHARDS_IN_FLIGHT = 4  # shards an async actor interleaves (their requests share the limits)
+
+
+class RayRunner(Runner):
+    def __init__(self, cfg: PipelineConfig, out: str | Path, *, hub: Hub | None = None, engine: Any = None,
+                 workers: int | None = None):
+        if engine is None:
+            from assay.engines.ray_engine import RayEngine
+
+            engine = RayEngine(workers=workers or cfg.workers, hub=hub)
+        super().__init__(cfg, out, hub=hub or engine.hub, engine=engine, workers=workers or engine.workers)
+
+    def _run(self, started: float) -> RunResult:
+        staged = stage_inputs(self.cfg.inputs, self.rd.path / "inputs")
+        if staged != self.cfg.inputs:
+            self.cfg = self.cfg.model_copy(update={"inputs": staged})
+        return super()._run(started)
+
+    def _segment(self, kind: str, group: list[Planned], upstream: Iterator[int], prev: StageDir, engine: Any,
+                 started: list[Stage]) -> Iterator[int]:
+        if kind in ("main", "async"):
+            return self._actor_segment(group[0], upstream, prev, engine, is_async=kind == "async")
+        if kind == "pool":
+            return self._releasing(super()._segment(kind, group, upstream, prev, engine, started), engine, group)
+        return super()._segment(kind, group, upstream, prev, engine, started)
+
+    @staticmethod
+    def _releasing(shards: Iterator[int], engine: Any, group: list[Planned]) -> Iterator[int]:
+        try:
+            yield from shards
+        finally:
+            engine.release_pool([p.job for p in group])
+
+    def _actor_segment(self, p: Planned, upstream: Iterator[int], prev: StageDir, engine: Any, *,
+                       is_async: bool) -> Iterator[int]:
+        """Shards of one main or async stage, sent to its actors; finished ones yielded as they come."""
+        actors = None
+        pending: set[Future[int]] = set()
+
+        def drain(block: bool) -> Iterator[int]:
+            nonlocal pending
+            if pending:
+                finished, pending = wait(pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    yield fut.result()
+
+        try:
+            for i in upstream:
+                first, token = self._first_undone([p], prev, i)
+                if first is None:
+                    yield i
+                    continue
+                if actors is None:  # only when there is work: a resumed run starts no actor
+                    actors = engine.stage_workers(p.job, is_async=is_async)
+                task = ChainTask(i, prev.shard(i), token, [p.job])
+                pending.add(actors.call("run", task) if is_async else actors.call("run", run_chain, task))
+                per = ASYNC_SHARDS_IN_FLIGHT if is_async else SHARDS_PER_ACTOR
+                yield from drain(block=len(pending) >= per * len(actors.actors))
+            while pending:
+                yield from drain(block=True)
+        finally:
+            for fut in pending:
+                fut.cancel()
+            if actors is not None:
+                engine.retire(actors)
