@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -130,13 +131,18 @@ def main() -> None:
             cfg.write_text(f"name: bench-rules\ninputs: [{inp}]\nshard_size: 500\nworkers: {args.workers}\n"
                            "stages:\n  - rules\n")
             t0 = time.perf_counter()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             subprocess.run([sys.executable, "-m", "assay", "run", str(cfg), "--out", str(tmp / "run"), "-q"],
                            check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
             wall = time.perf_counter() - t0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)  # includes the run's worker processes
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
             stats = json.loads((tmp / "run" / "stats.json").read_text())
             kept = stats["output"]["responses"]
             print(f"pipeline : {args.traces / wall:8,.0f} traces/s  {text_mb / wall:6.1f} MB/s  ({wall:.1f}s wall "
                   f"for `assay run`, {kept:,} of {args.traces:,} responses kept)")
+            print(f"pipeline cpu: {cpu:.1f}s in all processes -> {args.traces * args.workers / cpu:,.0f} traces/s "
+                  f"({text_mb * args.workers / cpu:.1f} MB/s) on {args.workers} idle cores")
             per_rule = {k[:-8]: v for k, v in stats["stages"][0]["metrics"].items() if k.endswith("_seconds")}
             total = sum(per_rule.values()) or 1
             print("time per rule: " + ", ".join(f"{k} {v / args.traces * 1e3:.2f} ms ({v / total:.0%})"
