@@ -1,9 +1,13 @@
-"""What the three dedup stages share: spill records to disk, find similar pairs, join them into
-clusters (union-find), keep one survivor per cluster, and decide per record.
+"""What the three dedup stages share: index records shard by shard, find similar pairs, join
+them into clusters (union-find), keep one survivor per cluster, and decide per record.
 
-A subclass writes its features for a batch (`spill_batch`), finds candidate pairs over all parts
-(`find_pairs`) and scores a member against its survivor (`similarity`). The state that reaches
-the workers holds only the records that belong to a cluster.
+`index_shard` turns one shard's records into a `Partial` (per-record columns: ids, survivor
+priorities and the stage's features: hashes, signatures or embeddings); the runner runs it in
+worker processes and hands the partials to `merge` in shard order. `merge` streams them into
+one on-disk spill (so memory holds one shard at a time), finds candidate pairs
+(`find_pairs`), scores members against their survivor (`similarity`) and returns a state that
+holds only the records that belong to a cluster, keyed by their position (shard, ordinal), so
+records that share an id are still told apart.
 
 Survivor policy, in order: has a reference answer or tests, most responses, longest reference
 solution (or longest response), first seen.
@@ -12,6 +16,7 @@ solution (or longest response), first seen.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable
@@ -26,23 +31,28 @@ from assay.dedup.spill import Parts, Spill
 from assay.record import Record, Verdict, has_reference, prompt_text, reference
 from assay.stage import GlobalStage
 
-_SEP = "\x1f"
-
-
-def _content_digest(rec: Record) -> bytes:
-    ref = reference(rec)
-    parts = (prompt_text(rec), str(ref.get("answer")), str(rec.get("source")), str(len(rec.get("responses") or ())))
-    return hashlib.blake2b(_SEP.join(parts).encode("utf-8"), digest_size=8).digest()
-
-
-def content_hash(rec: Record) -> str:
-    """A short fingerprint of what makes a record itself, to tell apart records sharing an id."""
-    return _content_digest(rec).hex()
+Position = tuple[int, int]
 
 
 def _hash64(texts: Iterable[str]) -> np.ndarray:
     return np.fromiter((int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little")
                         for t in texts), dtype=np.uint64)
+
+
+@dataclass
+class Partial:
+    """One shard's records as columns (what `index_shard` returns and the runner pickles)."""
+
+    ids: list[str] = field(default_factory=list)
+    columns: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    def add(self, name: str, array: np.ndarray) -> None:
+        self.columns.setdefault(name, []).append(array)
+
+    def finish(self) -> Partial:
+        for name, arrays in self.columns.items():
+            self.columns[name] = [np.concatenate(arrays)] if len(arrays) > 1 else arrays
+        return self
 
 
 def solution_length(rec: Record) -> int:
@@ -76,17 +86,11 @@ def components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class DedupState:
-    """What `decide` needs: the removed records and the survivors, by record key."""
+    """What `decide` needs: the removed records and the survivors, by position (shard, ordinal)."""
 
     metric: str
-    removed: dict[str, tuple[str, float, int, str, float]] = field(default_factory=dict)
-    kept: dict[str, int] = field(default_factory=dict)
-    dup_ids: frozenset[str] = frozenset()  # ids carried by more than one record
-    copies: frozenset[str] = frozenset()  # keys of records identical in id and content
-
-    def key(self, rec: Record) -> str:
-        rid = str(rec.get("id"))
-        return f"{rid}{_SEP}{content_hash(rec)}" if rid in self.dup_ids else rid
+    removed: dict[Position, tuple[str, float, int, str, float]] = field(default_factory=dict)
+    kept: dict[Position, int] = field(default_factory=dict)
 
 
 class ClusterDedup(GlobalStage):
@@ -96,14 +100,14 @@ class ClusterDedup(GlobalStage):
     what: ClassVar[str] = "near-duplicate"
     index_batch: ClassVar[int] = 4096
 
-    _copies_seen: set[str] = PrivateAttr(default_factory=set)
     _counts: dict[str, int] = PrivateAttr(default_factory=dict)
 
     def text_of(self, rec: Record) -> str:
         return prompt_text(rec)
 
     # ---- hooks for subclasses -------------------------------------------------------------
-    def spill_batch(self, spill: Spill, batch: list[Record], texts: list[str]) -> None:
+    def features(self, batch: list[Record], texts: list[str]) -> dict[str, np.ndarray]:
+        """Per-record feature columns of a batch (hashes, signatures, embeddings)."""
         raise NotImplementedError
 
     def find_pairs(self, parts: Parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -114,130 +118,105 @@ class ClusterDedup(GlobalStage):
         raise NotImplementedError
 
     # ---- indexing -------------------------------------------------------------------------
-    def _index_dir(self) -> Path:
-        base = self._ctx.stage_dir if self._ctx is not None and self._ctx.stage_dir else None
-        root = Path(base) / "index" if base else Path(tempfile.mkdtemp(prefix="assay-dedup-"))
-        return root / f"part-{uuid.uuid4().hex[:12]}"
-
-    def index_shard(self, records: Iterable[Record]) -> str:
-        from assay.expr import compile_expr
-
-        when = compile_expr(self.when) if self.when else None
-        spill = Spill(self._index_dir())
+    def index_shard(self, records: Iterable[Record]) -> Partial:
+        """Columns of one shard's records; `self.position` is read as the runner sets it."""
+        partial = Partial()
         batch: list[Record] = []
+        shards: list[int] = []
+        ordinals: list[int] = []
         for rec in records:
-            if when is not None and not when(rec):
-                continue
+            shard, ordinal = self.position
+            shards.append(shard)
+            ordinals.append(ordinal)
             batch.append(rec)
             if len(batch) >= self.index_batch:
-                self._spill(spill, batch)
+                self._add_batch(partial, batch)
                 batch = []
         if batch:
-            self._spill(spill, batch)
-        return str(spill.close().path)
+            self._add_batch(partial, batch)
+        partial.add("shard", np.asarray(shards, dtype=np.int64))
+        partial.add("ordinal", np.asarray(ordinals, dtype=np.int64))
+        return partial.finish()
 
-    def _spill(self, spill: Spill, batch: list[Record]) -> None:
-        spill.append_ids(str(r["id"]) for r in batch)
-        spill.append("id_hash", _hash64(str(r["id"]) for r in batch))
-        spill.append("content", np.fromiter((int.from_bytes(_content_digest(r), "little") for r in batch),
-                                             dtype=np.uint64, count=len(batch)))
-        spill.append("has_ref", np.fromiter((has_reference(r) for r in batch), dtype=np.uint8, count=len(batch)))
-        spill.append("n_resp", np.fromiter((len(r.get("responses") or ()) for r in batch), dtype=np.uint32,
-                                           count=len(batch)))
-        spill.append("sol_len", np.fromiter((solution_length(r) for r in batch), dtype=np.uint32, count=len(batch)))
-        self.spill_batch(spill, batch, [self.text_of(r) for r in batch])
+    def _add_batch(self, partial: Partial, batch: list[Record]) -> None:
+        n = len(batch)
+        partial.ids.extend(str(r["id"]) for r in batch)
+        partial.add("has_ref", np.fromiter((has_reference(r) for r in batch), dtype=np.uint8, count=n))
+        partial.add("n_resp", np.fromiter((len(r.get("responses") or ()) for r in batch), dtype=np.uint32, count=n))
+        partial.add("sol_len", np.fromiter((solution_length(r) for r in batch), dtype=np.uint32, count=n))
+        for name, array in self.features(batch, [self.text_of(r) for r in batch]).items():
+            partial.add(name, array)
 
-    def merge(self, partials: list[Any]) -> DedupState:
-        parts = Parts([Path(p) for p in partials])
+    def _merge_dir(self) -> Path:
+        base = self._ctx.stage_dir if self._ctx is not None and self._ctx.stage_dir else None
+        if base is None:
+            return Path(tempfile.mkdtemp(prefix="assay-dedup-")) / "merged"
+        return Path(base) / f"merge-{uuid.uuid4().hex[:8]}"
+
+    def merge(self, partials: Iterable[Partial]) -> DedupState:
+        """Stream the partials (in shard order) into one spill on disk, then cluster."""
+        spill = Spill(self._merge_dir())
         try:
+            for part in partials:
+                spill.append_ids(part.ids)
+                for name, arrays in part.columns.items():
+                    for array in arrays:
+                        spill.append(name, array)
+            parts = Parts([spill.close().path])
             a, b, sim = self.find_pairs(parts)
             return self.resolve(parts, a, b, sim)
         finally:
-            parts.remove()
+            spill.close()
+            shutil.rmtree(spill.path, ignore_errors=True)
+            if spill.path.name == "merged":  # a private temporary folder
+                shutil.rmtree(spill.path.parent, ignore_errors=True)
 
     # ---- clusters -> state ----------------------------------------------------------------
     def resolve(self, parts: Parts, a: np.ndarray, b: np.ndarray, sim: np.ndarray) -> DedupState:
         state = DedupState(metric=self.metric)
-        extra_keys = self._keys(parts, state)
         if not len(a):
             return state
         nodes, roots = components(a, b)
         has_ref = parts.column("has_ref")[nodes].astype(np.int64)
         n_resp = parts.column("n_resp")[nodes].astype(np.int64)
         sol_len = parts.column("sol_len")[nodes].astype(np.int64)
-        order = np.lexsort((nodes, -sol_len, -n_resp, -has_ref, roots))
+        shard_all, ordinal_all = parts.column("shard"), parts.column("ordinal")
+        # first seen = smallest (shard, ordinal), whatever order the partials came in
+        order = np.lexsort((ordinal_all[nodes], shard_all[nodes], -sol_len, -n_resp, -has_ref, roots))
+        members = nodes[order]
         sorted_roots = roots[order]
         first = np.ones(len(order), dtype=bool)
         first[1:] = sorted_roots[1:] != sorted_roots[:-1]
         group = np.cumsum(first) - 1
-        survivor_of = nodes[order][first][group]  # survivor of each node, in `order`
+        survivor_of = members[first][group]
         sizes = np.bincount(group)[group]
-        members = nodes[order]
-        is_removed = ~first
+        removed = ~first
         sim_to_survivor = np.ones(len(members))
-        if is_removed.any():
-            sim_to_survivor[is_removed] = self.similarity(parts, members[is_removed], survivor_of[is_removed])
-        best_partner, best_sim = _best_edges(members, a, b, sim)
-        ids = parts.ids(members)
-        keys = [extra_keys.get(p, rid) for p, rid in zip(members.tolist(), ids, strict=True)]
-        id_of = dict(zip(members.tolist(), ids, strict=True))
-        for k in np.flatnonzero(first).tolist():
-            state.kept[keys[k]] = int(sizes[k])
-        for k in np.flatnonzero(is_removed).tolist():
-            key = keys[k]
-            if key in state.kept:  # an identical copy of its survivor: `decide` keeps the first it sees
-                continue
-            surv = int(survivor_of[k])
-            partner = int(best_partner[k])
-            state.removed[key] = (id_of[surv], round(float(sim_to_survivor[k]), 4), int(sizes[k]),
-                                  id_of.get(partner) or parts.ids([partner])[0], round(float(best_sim[k]), 4))
+        if removed.any():
+            sim_to_survivor[removed] = self.similarity(parts, members[removed], survivor_of[removed])
+        partner, partner_sim = _best_edges(members, a, b, sim)
+        shard, ordinal = shard_all[members], ordinal_all[members]
+        named = np.unique(np.concatenate([members, partner]))
+        id_of = dict(zip(named.tolist(), parts.ids(named), strict=True))
+        for k in range(len(members)):
+            pos = (int(shard[k]), int(ordinal[k]))
+            if first[k]:
+                state.kept[pos] = int(sizes[k])
+            else:
+                state.removed[pos] = (id_of[int(survivor_of[k])], round(float(sim_to_survivor[k]), 4), int(sizes[k]),
+                                      id_of[int(partner[k])], round(float(partner_sim[k]), 4))
         return state
-
-    def _keys(self, parts: Parts, state: DedupState) -> dict[int, str]:
-        """Set the state's duplicate-id bookkeeping; return the keys of records whose id is shared
-        (id + content hash), by position."""
-        id_hash = parts.column("id_hash")
-        _, inverse, counts = np.unique(id_hash, return_inverse=True, return_counts=True)
-        shared = np.flatnonzero(counts[inverse] > 1)
-        extra: dict[int, str] = {}
-        if len(shared):
-            ids = parts.ids(shared)
-            seen: dict[str, int] = {}
-            for rid in ids:
-                seen[rid] = seen.get(rid, 0) + 1
-            state.dup_ids = frozenset(r for r, c in seen.items() if c > 1)
-            if state.dup_ids:
-                hashes = self._content_hashes(parts, shared, ids, state.dup_ids)
-                extra.update(hashes)
-                counted: dict[str, int] = {}
-                for key in hashes.values():
-                    counted[key] = counted.get(key, 0) + 1
-                state.copies = frozenset(k for k, c in counted.items() if c > 1)
-        return extra
-
-    def _content_hashes(self, parts: Parts, pos: np.ndarray, ids: list[str],
-                        dup_ids: frozenset[str]) -> dict[int, str]:
-        content = parts.column("content")[pos]
-        return {int(p): f"{rid}{_SEP}{int(h).to_bytes(8, 'little').hex()}"
-                for p, rid, h in zip(pos.tolist(), ids, content.tolist(), strict=True) if rid in dup_ids}
 
     # ---- decide ---------------------------------------------------------------------------
     def decide(self, record: Record, state: DedupState) -> Verdict:
-        key = state.key(record)
-        hit = state.removed.get(key)
+        pos = self.position
+        hit = state.removed.get(pos)
         if hit is not None:
-            survivor, sim, size, partner, partner_sim = hit
             self._count("duplicates")
-            return self._removed_verdict(survivor, sim, size, partner, partner_sim)
-        size = state.kept.get(key)
+            return self._removed_verdict(*hit)
+        size = state.kept.get(pos)
         if size is None:
             return Verdict(True, None, "unique")
-        if key in state.copies:  # byte-identical records: the first one this process sees stays
-            seen = self._seen_copies
-            if key in seen:
-                self._count("duplicates")
-                return self._removed_verdict(str(record.get("id")), 1.0, size, str(record.get("id")), 1.0)
-            seen.add(key)
         self._count("clusters")
         return Verdict(True, None, f"kept: best of a cluster of {size}", details={"cluster_size": size})
 
@@ -251,10 +230,6 @@ class ClusterDedup(GlobalStage):
         return Verdict(False, sim, reason, code="duplicate", details=details)
 
     # ---- counters -------------------------------------------------------------------------
-    @property
-    def _seen_copies(self) -> set[str]:
-        return self._copies_seen
-
     def _count(self, name: str) -> None:
         self._counts[name] = self._counts.get(name, 0) + 1
 

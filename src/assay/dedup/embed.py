@@ -120,7 +120,7 @@ class Embedder:
 
     def __init__(self, model: str | None = None, *, cache_dir: str | os.PathLike[str] | None = None,
                  batch_size: int = 64, precision: str = "auto", device: str = "auto",
-                 max_seq_length: int | None = None, chunk: int = 16384):
+                 max_seq_length: int | None = None, chunk: int = 16384, threads: int | None = None):
         self.path = resolve_model(model)
         self.name = DEFAULT_MODEL if model in _DEFAULT_ALIASES else self.path.name
         self.batch_size = batch_size
@@ -128,6 +128,7 @@ class Embedder:
         self.requested_precision = precision
         self.max_seq_length = max_seq_length
         self.chunk = chunk
+        self.threads = threads
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self._model: Any = None
         self._cache: EmbeddingCache | None = None
@@ -158,6 +159,9 @@ class Embedder:
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             import torch
             from sentence_transformers import SentenceTransformer
+
+            if self.threads:
+                torch.set_num_threads(self.threads)
 
             dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
             if dtype is None:

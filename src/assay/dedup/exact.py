@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from assay.dedup.clusters import ClusterDedup, _hash64
-from assay.dedup.spill import Parts, Spill
+from assay.dedup.spill import Parts
 from assay.dedup.text import exact_key
 from assay.record import Record, prompt_text, reference
 from assay.stage import stage
@@ -48,8 +48,8 @@ class ExactDedup(ClusterDedup):
             text += "\x00" + exact_key(str(reference(rec).get("answer") or ""))
         return text
 
-    def spill_batch(self, spill: Spill, batch: list[Record], texts: list[str]) -> None:
-        spill.append("key", _hash64(texts))
+    def features(self, batch: list[Record], texts: list[str]) -> dict[str, np.ndarray]:
+        return {"key": _hash64(texts)}
 
     def find_pairs(self, parts: Parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         a, b = group_pairs(parts.column("key"))

@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from assay.dedup.clusters import ClusterDedup
 from assay.dedup.exact import group_pairs
 from assay.dedup.shingles import mix64, shingle_hashes
-from assay.dedup.spill import Parts, Spill
+from assay.dedup.spill import Parts
 from assay.errors import ConfigError
 from assay.record import Record
 from assay.stage import stage
@@ -82,8 +82,8 @@ class MinHashDedup(ClusterDedup):
                                              "(of the lower-cased text without punctuation)")
     ngram: int = Field(5, ge=1, le=64, description="shingle length in words or characters")
     num_perm: int = Field(128, ge=8, le=1024, description="MinHash permutations (signature length)")
-    bands: int | None = Field(None, ge=1, description="LSH bands (default: chosen for the threshold); "
-                              "rows per band = num_perm // bands")
+    bands: int | None = Field(None, ge=1, description="LSH bands (default: chosen for the threshold, "
+                              "favouring recall when verify is on); rows per band = num_perm // bands")
     seed: int = Field(1, description="seed of the MinHash permutations")
     verify: bool = Field(True, description="keep only candidate pairs whose estimated Jaccard similarity "
                          "reaches the threshold (false: every band collision is a duplicate)")
@@ -98,14 +98,14 @@ class MinHashDedup(ClusterDedup):
     def band_rows(self) -> tuple[int, int]:
         if self.bands is not None:
             return self.bands, self.num_perm // self.bands
-        return optimal_bands(round(self.threshold, 4), self.num_perm)
+        # Verified candidates cost only a comparison, so favour recall; unverified ones are final.
+        fp_weight = 0.1 if self.verify else 0.5
+        return optimal_bands(round(self.threshold, 4), self.num_perm, fp_weight, 1 - fp_weight)
 
-    def spill_batch(self, spill: Spill, batch: list[Record], texts: list[str]) -> None:
+    def features(self, batch: list[Record], texts: list[str]) -> dict[str, np.ndarray]:
         sig, nonempty = signatures(texts, self.shingle, self.ngram, self.num_perm, self.seed)
         bands, rows = self.band_rows
-        spill.append("sig", sig)
-        spill.append("bands", band_hashes(sig, bands, rows))
-        spill.append("nonempty", nonempty.astype(np.uint8))
+        return {"sig": sig, "bands": band_hashes(sig, bands, rows), "nonempty": nonempty.astype(np.uint8)}
 
     def find_pairs(self, parts: Parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         bands, _ = self.band_rows

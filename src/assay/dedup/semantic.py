@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import BaseModel, Field, PrivateAttr
 
 from assay.dedup.clusters import ClusterDedup
-from assay.dedup.spill import Parts, Spill
+from assay.dedup.spill import Parts
 from assay.dedup.text import embedding_view
 from assay.record import Record, prompt_text
 from assay.stage import StageContext, stage
@@ -30,11 +30,12 @@ class EmbeddingFields(BaseModel):
                             "variables renamed, LaTeX as plain text, so reformatted copies look alike")
 
 
-def make_embedder(params: EmbeddingFields, ctx: StageContext | None) -> Any:
+def make_embedder(params: EmbeddingFields, ctx: StageContext | None, threads: int | None = None) -> Any:
     from assay.dedup.embed import Embedder
 
     return Embedder(params.model, cache_dir=ctx.cache_dir if ctx else None, batch_size=params.embed_batch_size,
-                    precision=params.precision, device=params.device, max_seq_length=params.max_seq_length)
+                    precision=params.precision, device=params.device, max_seq_length=params.max_seq_length,
+                    threads=threads)
 
 
 @stage("dedup-semantic")
@@ -68,17 +69,19 @@ class SemanticDedup(ClusterDedup, EmbeddingFields):
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
-            self._embedder = make_embedder(self, self._ctx)
+            # shards are embedded in several worker processes at once: share the cores between them
+            workers = max(1, self._ctx.workers if self._ctx else 1)
+            self._embedder = make_embedder(self, self._ctx, threads=max(1, (os.cpu_count() or 1) // workers))
         return self._embedder
 
-    def spill_batch(self, spill: Spill, batch: list[Record], texts: list[str]) -> None:
-        spill.append("emb", self.embedder.encode(texts).astype(np.float16))
+    def features(self, batch: list[Record], texts: list[str]) -> dict[str, np.ndarray]:
+        return {"emb": self.embedder.encode(texts).astype(np.float16)}
 
     def find_pairs(self, parts: Parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from assay.dedup.knn import similar_pairs
 
         vectors = parts.column("emb").astype(np.float32)
-        threads = (self._ctx.workers if self._ctx else None) or os.cpu_count()
+        threads = os.cpu_count()  # the merge runs alone in the runner's process
         return similar_pairs(vectors, self.threshold, self.neighbors, kind=self.faiss_index, flat_max=self.flat_max,
                              hnsw_m=self.hnsw_m, ef_search=self.ef_search, nprobe=self.nprobe, threads=threads)
 

@@ -48,6 +48,8 @@ class Spill:
         self.n += len(data)
 
     def close(self) -> Spill:
+        if self._ids.closed:
+            return self
         for f in self._files.values():
             f.close()
         self._ids.close()

@@ -21,10 +21,11 @@ import unicodedata
 _LATEX_NOISE = re.compile(
     r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg|displaystyle|textstyle"
     r"|scriptstyle|limits|nolimits|quad|qquad|,|;|:|!|\s)(?![a-zA-Z])"
-    r"|\\[()\[\]]|\$|~"
+    r"|\\[()\[\]]|\$|~",
+    re.IGNORECASE,
 )
-_FRAC_VARIANTS = re.compile(r"\\[dt]frac(?![a-zA-Z])")
-_BINOM_VARIANTS = re.compile(r"\\[dt]binom(?![a-zA-Z])")
+_FRAC_VARIANTS = re.compile(r"\\[dt]frac(?![a-zA-Z])", re.IGNORECASE)
+_BINOM_VARIANTS = re.compile(r"\\[dt]binom(?![a-zA-Z])", re.IGNORECASE)
 # `\frac12` is `\frac{1}{2}`: single-character arguments written without braces.
 _BARE_ARGS = re.compile(r"\\(frac|binom)\s*([0-9a-zA-Z])\s*([0-9a-zA-Z])(?![0-9a-zA-Z])")
 _TEXT_CMDS = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mathit|mbox|operatorname)\s*(?=\{)")
