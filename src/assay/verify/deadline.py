@@ -169,6 +169,14 @@ class DeadlinePool:
                 raise AssayError("the worker pool is closed")
             return self._run(todo)
 
+    def start(self) -> None:
+        """Start the workers now (they get ready in the background) instead of at the first `map`."""
+        with self._lock:
+            if self._closed:
+                raise AssayError("the worker pool is closed")
+            while len(self._pool) < self.workers:
+                self._spawn()
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

@@ -138,14 +138,17 @@ def _from_final(final: str) -> tuple[str | None, bool]:
 
 def _looks_like_bare_answer(final: str) -> bool:
     """A final part that is only an answer: one math span (`$x = 2$`), or one short line that is
-    a number / expression ("42", "x = 2") or at most two words ("Paris"), not a remark."""
+    a number / expression ("42", "x = 2") or a name ("Paris", "New York"), not a remark ("no idea")."""
     if _BOX_RE.search(final):
         return False
     if _whole_math_span(final):
         return len(final) <= MAX_ANSWER_CHARS
     if "\n" in final or len(final) > SHORT_FINAL_CHARS:
         return False
-    return len(final.split()) <= 2 or not _PROSE_WORD_RE.search(final)
+    words = final.split()
+    if len(words) == 1 or (len(words) == 2 and all(w[:1].isupper() for w in words)):  # "Paris", "New York"
+        return True
+    return not _PROSE_WORD_RE.search(final)
 
 
 def _whole_math_span(text: str) -> bool:

@@ -21,10 +21,12 @@ import re
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 LETTERS = "ABCDEFGHIJ"
 MAX_COMPARE_CHARS = 2000  # longer answers are not compared symbolically
+MAX_UNANCHORED_CHARS = 3000  # an unmarked answer is looked for in this many final characters
 FORM_CHARS = 200  # parsed forms are shown up to this length
 
 
@@ -66,6 +68,7 @@ def normalize(s: str) -> str:
     """A loose canonical form for the fast paths (not for math-verify, which has its own)."""
     t = s.translate(_UNICODE).strip()
     t = t.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\%", "%").replace("\\$", "$")
+    t = t.replace("{,}", ",").replace(",\\!", ",").replace(",\\,", ",")  # LaTeX thousands separators
     if t.count("$") > 1 or (t.count("$") == 1 and not t.lstrip("-+ ").startswith("$")):
         t = t.replace("$", " ")  # math delimiters; a lone leading "$" is a currency sign
     t = _THIN_SPACE.sub("", _DROP.sub(" ", t))
@@ -99,7 +102,8 @@ _NOT_UNITS = {"pi", "e", "i", "sqrt", "and", "or", "to", "times", "cdot", "mod",
               "thirds", "quarter", "quarters", "percent"}
 _SINGLE_LETTER_UNITS = set("mgsLlhKNJWV")
 _PREFIX_RE = re.compile(r"^(?:approximately|approx\.?|about|around|roughly|\\approx|≈|=)\s*", re.IGNORECASE)
-_ASSIGN_RE = re.compile(r"^\\?[A-Za-z][A-Za-z]{0,7}(?:_\{?[A-Za-z0-9]+\}?)?(?:\([a-z]\))?\s*=\s*(?P<rhs>[^=]+)$")
+_ASSIGN_RE = re.compile(
+    r"^(?P<lhs>\\?[A-Za-z][A-Za-z]{0,7}(?:_\{?[A-Za-z0-9]+\}?)?(?:\([a-z]\))?)\s*=\s*(?P<rhs>[^=]+)$")
 _DECIMALS = Decimal(1).scaleb(-6)
 
 
@@ -204,6 +208,31 @@ def _close(a: Fraction, b: Fraction) -> bool:
     except InvalidOperation:
         return False
     return da == db
+
+
+_PLAIN_NUMBER_RE = re.compile(r"(?<![\w.])(?:[$€£]\s?)?-?\d[\d,]*(?:\.\d+)?(?:\s*%)?")
+_CALCULATOR_NOTE = re.compile(r"<<[^<>\n]{0,200}>>")  # GSM8K's "<<48/2=24>>"
+_MATH_DOLLAR = re.compile(r"\$(?!\s?\d)")  # a "$" that is not a currency sign before a number
+_OPERATOR_NEAR = re.compile(r"[-+*/×÷^]\s*$")
+
+
+def last_plain_number(text: str) -> str | None:
+    """The last number of a plain-text final part (no LaTeX), as math-verify would read it when
+    the response marks no answer; None when that needs math-verify itself (LaTeX, or the number
+    ends an arithmetic expression such as `2 + 3`)."""
+    tail = _CALCULATOR_NOTE.sub("", text[-MAX_UNANCHORED_CHARS:])
+    if "\\" in tail or _MATH_DOLLAR.search(tail):
+        return None
+    last = None
+    for last in _PLAIN_NUMBER_RE.finditer(tail):  # noqa: B007 - we want the final match
+        pass
+    if last is None:
+        return None
+    after = tail[last.end(): last.end() + 3]
+    if _OPERATOR_NEAR.search(tail[max(0, last.start() - 3): last.start()]) or re.match(r"\s*[-+*/×÷^=(]", after):
+        return None
+    number = last.group().rstrip(",")
+    return number if as_number(number) is not None else None
 
 
 # ---- text answers -----------------------------------------------------------------------------
@@ -339,6 +368,9 @@ def quick_judge(gold: str, pred: str, choices: list[str] | None = None) -> Judge
         pred_letter = choice_letter(pred)
         if pred_letter is not None:
             return (_ok if pred_letter == gold_letter else _wrong)(gold_letter, pred_letter, "choice")
+    g_assign, p_assign = _ASSIGN_RE.match(normalize(gold)), _ASSIGN_RE.match(normalize(pred))
+    if g_assign and p_assign and g_assign.group("lhs").replace(" ", "") != p_assign.group("lhs").replace(" ", ""):
+        return None  # x = 2 against y = 2: math-verify keeps the variables apart
     gn, pn = as_number(gold), as_number(pred)
     if gn is not None and pn is not None:
         return (_ok if numbers_equal(gn, pn) else _wrong)(_num_form(gn), _num_form(pn), "number")
@@ -381,7 +413,6 @@ def _mv() -> dict[str, Any]:
 _SCI_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)[eE]([-+]?\d+)(?![\w.])")
 _THOUSANDS_RE = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d,]|\.\d*,)")
 _UPRIGHT_CONSTANT = re.compile(r"\\(?:mathrm|text|operatorname|mathit)\s*\{\s*([ei])\s*\}")
-MAX_UNANCHORED_CHARS = 3000  # an unmarked answer is looked for in this many final characters
 
 
 def prepare_for_math_verify(s: str) -> str:
@@ -415,7 +446,18 @@ def _parse_with_pm(text: str) -> list[Any]:
     return [FiniteSet(plus[0], minus[0])]
 
 
+@lru_cache(maxsize=4096)
+def _parse_strict_cached(answer: str) -> tuple[Any, ...]:
+    return tuple(_parse_strict(answer))
+
+
 def parse_strict(answer: str) -> list[Any]:
+    """math-verify's parse of the whole answer (never of a fragment), as sympy objects; [] if it
+    does not parse. Cached: references repeat across responses."""
+    return list(_parse_strict_cached(answer))
+
+
+def _parse_strict(answer: str) -> list[Any]:
     """math-verify's parse of the whole answer (never of a fragment), as sympy objects; [] if it
     does not parse. A list that only parses part by part (`x = 1/2, x = -3`) becomes the set of
     its parts. No SIGALRM: call it under an external deadline."""

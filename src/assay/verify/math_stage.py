@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections import Counter, OrderedDict
 from typing import Any, ClassVar, Literal
 
@@ -12,7 +13,15 @@ from assay.record import Record, Response, Verdict, checks_of
 from assay.stage import Execution, ResponseCheck, StageContext, stage
 from assay.verify.extract import all_boxed, find_answer, split_reasoning
 from assay.verify.math_cache import DecisionCache, Key
-from assay.verify.math_compare import MAX_UNANCHORED_CHARS, Judgement, quick_judge, reference_answer, split_top_level
+from assay.verify.math_compare import (
+    MAX_UNANCHORED_CHARS,
+    Judgement,
+    as_number,
+    last_plain_number,
+    quick_judge,
+    reference_answer,
+    split_top_level,
+)
 
 COMPARE_VERSION = "1"  # bump when math_compare decides any pair differently: it keys the persistent cache
 MEMORY_CACHE_SIZE = 200_000
@@ -62,15 +71,29 @@ class MathVerify(ResponseCheck):
     def setup(self, ctx: StageContext) -> None:
         super().setup(ctx)
         self._pool: Any = None
+        self._pool_lock = threading.Lock()
+        self._closed = False
         self._memo: OrderedDict[Key, Judgement] = OrderedDict()
         self._counts: Counter[str] = Counter()
         self._disk = DecisionCache(ctx.cache_dir / "math-verify" / "decisions.sqlite", COMPARE_VERSION) \
             if self.persistent_cache else None
+        # Worker start-up (importing sympy, warming the LaTeX parser) takes a second or two: begin it
+        # now, in the background, while the first batch's answers are extracted.
+        threading.Thread(target=self._prestart, name="math-verify-prestart", daemon=True).start()
+
+    def _prestart(self) -> None:
+        try:
+            self._workers().start()
+        except Exception:  # the first map() will start them again and report the error properly
+            pass
 
     def teardown(self) -> None:
-        if getattr(self, "_pool", None) is not None:
-            self._pool.close()
-            self._pool = None
+        if getattr(self, "_pool_lock", None) is not None:
+            with self._pool_lock:
+                self._closed = True
+                if self._pool is not None:
+                    self._pool.close()
+                    self._pool = None
         if getattr(self, "_disk", None) is not None:
             self._disk.close()
 
@@ -108,9 +131,11 @@ class MathVerify(ResponseCheck):
             known = self._recall(key)
             if known is None and answer is not None and not alternates:
                 known = quick_judge(gold, answer, list(choices) if choices else None)
-                if known is not None:
-                    self._counts["decided_fast"] += 1
-                    self._remember(key, known)
+            elif known is None and answer is None and not choices:
+                known = _quick_unmarked(gold, final or "")
+            if known is not None and key not in self._memo:
+                self._counts["decided_fast"] += 1
+                self._remember(key, known)
             elif known is not None:
                 self._counts["decided_cached"] += 1
             if known is not None:
@@ -182,6 +207,12 @@ class MathVerify(ResponseCheck):
         return decided
 
     def _workers(self) -> Any:
+        with self._pool_lock:
+            return self._make_pool()
+
+    def _make_pool(self) -> Any:
+        if self._closed:
+            raise RuntimeError("math-verify used after teardown()")
         if self._pool is None:
             from assay.verify.deadline import DeadlinePool
             from assay.verify.math_compare import judge_task
@@ -201,6 +232,20 @@ def _reference(rec: Record) -> tuple[str | None, tuple[str, ...] | None]:
     if not isinstance(choices, list) or not choices:
         return str(gold).strip(), None
     return str(gold).strip(), tuple(str(c) for c in choices)
+
+
+def _quick_unmarked(gold: str, final: str) -> Judgement | None:
+    """A plain-text response that marks no answer, with a number as the reference: its last number,
+    read here as math-verify would read it, without a trip to the worker processes."""
+    if as_number(reference_answer(gold)) is None:
+        return None
+    number = last_plain_number(final)
+    found = quick_judge(gold, number) if number is not None else None
+    if found is None:
+        return None
+    found.reason += ", unmarked answer"
+    found.answer = number
+    return found
 
 
 def _alternates(gold: str, answer: str, final: str) -> tuple[str, ...]:
