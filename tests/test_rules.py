@@ -428,3 +428,9 @@ def test_answers_agree(a: str, b: str, agree: bool) -> None:
 
     assert answers_agree(a, b)[0] is agree
     assert answers_agree(b, a)[0] is agree
+
+
+def test_mixing_is_measured_without_an_expected_language() -> None:
+    heavy = f"<think>\n{_mix(reasoning_text(3000, 12), FR, 0.3)}\n</think>\n\nSo \\boxed{{1}}."
+    c = checks(run_rules([record(heavy, prompt="Compute $\\int_0^1 x^2 \\, dx$.")])[0])["rules_language"]
+    assert c["expected_language"] is None and c["code"] == "mixed_language", c

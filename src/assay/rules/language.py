@@ -211,10 +211,9 @@ class LanguageConsistency(Rule):
         script_share = 1 - sum(weights[s] for s in native) / total
 
         sample_share, sampled, langs = 0.0, 0, {}
-        if self.max_samples and expected:
+        if self.max_samples:
             n_windows = min(self.max_samples, max(1, len(clean) // (8 * self.window_words)))
             step = len(clean) / n_windows
-            foreign = 0
             for i in range(n_windows):
                 window = word_window(clean, int(i * step), self.window_words)
                 if len(window) < self.window_words // 3:
@@ -223,9 +222,10 @@ class LanguageConsistency(Rule):
                 sampled += 1
                 if lang is not None and score >= self.min_confidence:
                     langs[lang] = langs.get(lang, 0) + 1
-                    if lang != expected:
-                        foreign += 1
-            sample_share = foreign / sampled if sampled else 0.0
+            # without an expected language, mixing is measured against the response's main one
+            reference = expected or (max(langs, key=langs.__getitem__) if langs else None)
+            foreign = sum(n for lang, n in langs.items() if lang != reference)
+            sample_share = foreign / sampled if sampled and reference else 0.0
         mixed = max(script_share, sample_share)
         details: dict[str, Any] = {"expected_language": expected, "expected_from": origin,
                                    "script_foreign_share": round(script_share, 4),
