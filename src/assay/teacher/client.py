@@ -22,6 +22,7 @@ import email.utils
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,9 +78,14 @@ class _Attempt(Exception):
 
 
 class TeacherClient:
-    def __init__(self, cfg: TeacherConfig, base_url: str, model: str, cache: RequestCache | None = None):
+    """`base_url` may be a function: it is called before the first request is sent, so a run whose
+    answers are all cached never starts (or needs) a server."""
+
+    def __init__(self, cfg: TeacherConfig, base_url: str | Callable[[], str], model: str,
+                 cache: RequestCache | None = None):
         self.cfg = cfg
-        self.base_url = base_url.rstrip("/")
+        self._endpoint = base_url
+        self.base_url = base_url.rstrip("/") if isinstance(base_url, str) else "(not started)"
         self.model = model
         self.cache = cache
         self.stats = ClientStats()
@@ -251,6 +257,8 @@ class TeacherClient:
         import httpx2
         import openai
 
+        if not isinstance(self._endpoint, str):
+            self.base_url = self._endpoint().rstrip("/")
         n = self.cfg.max_concurrency
         per_lane = min(LANE_SIZE, n)
         lanes = math.ceil(n / per_lane)

