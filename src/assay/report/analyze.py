@@ -170,6 +170,7 @@ class Analysis:
     unreadable: Counter[str]  # file -> lines that could not be parsed (a damaged run directory)
     seconds: float = 0.0
     generated_at: str = ""
+    examples_per_reason: int = EXAMPLES_PER_REASON
 
     @property
     def check_order(self) -> list[str]:
@@ -275,7 +276,8 @@ def analyze(run_dir: str | Path, *, tokenizer: str | None = None,
 
     return Analysis(root, stats, files.config_text(), recorded or environment_versions(), bool(recorded),
                     token_desc, sorted(views, key=lambda v: v.index), before, after, table, invalid, unreadable,
-                    seconds=time.perf_counter() - started, generated_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+                    seconds=time.perf_counter() - started, generated_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                    examples_per_reason=examples_per_reason)
 
 
 def _walk_rejected(path: Path, root: Path, view: StageView, table: CheckTable, per_reason: int,

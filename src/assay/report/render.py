@@ -108,8 +108,9 @@ def _funnel_row(label: str, kind: str, d: dict[str, Any], cols: tuple[str, ...],
 
 def _rejections(a: Analysis) -> str:
     html = ['<section id="rejections"><h2>Why records and responses were dropped</h2>'
-            f'<p class="muted">Reasons per stage with counts from stats.json; up to {a_examples(a)} examples per '
-            "reason (the first ones in the stage's rejected file), each linked to its full item.</p>"]
+            f'<p class="muted">Reasons per stage with counts from stats.json; up to {a.examples_per_reason} examples '
+            "per reason (the first ones in the stage's rejected file, from different records where it has them), "
+            "each with its full item.</p>"]
     html.append(_invalid(a))
     any_stage = False
     for s in a.stages:
@@ -124,10 +125,6 @@ def _rejections(a: Analysis) -> str:
         html.append("<p>No stage dropped anything.</p>")
     html.append("</section>")
     return "".join(html)
-
-
-def a_examples(a: Analysis) -> int:
-    return max((len(v) for s in a.stages for v in s.examples.values()), default=0) or 3
 
 
 def _stage_rejections(s: StageView, reasons: dict[str, Any]) -> str:

@@ -123,10 +123,13 @@ def _summary(idx: RunIndex, row: int, cols: dict[str, np.ndarray]) -> dict[str, 
         reason = str(item.get("reason") or "")
     holder = rec if isinstance(rec, dict) else item
     prompt = prompt_text(holder) if isinstance(rec, dict) else str(item.get("prompt") or "")
+    resp = item.get("response") if kind == 2 and isinstance(item.get("response"), dict) else None
     return {"row": row, "id": holder.get("id"), "set": idx.sets.names[int(cols["set"][row])],
             "kind": KIND_NAMES[kind], "reason": reason, "code": idx.reasons.names[int(cols["reason"][row])],
             "source": holder.get("source"), "domain": holder.get("domain"),
             "responses": int(cols["responses"][row]), "prompt": prompt[:240],
+            "response": str(resp.get("text") or "")[:200] if resp is not None else None,
+            "index": item.get("index") if kind == 2 else None,
             "file": idx.files[int(cols["file"][row])].rel, "line": int(cols["line"][row])}
 
 
@@ -144,11 +147,16 @@ def list_page(idx: RunIndex, params: dict[str, str]) -> str:
     rows = []
     for it in res["items"]:
         where = "kept" if it["set"] == KEPT else f"rejected by {it['set']}"
+        detail = f"<div class='muted small'>{escape(it['reason'][:160])}</div>" if it["reason"] else ""
+        answer = "" if it["response"] is None else (
+            f"<div class='muted small'>response {'' if it['index'] is None else int(it['index']) + 1}: "
+            f"{escape(it['response'])}</div>")
         rows.append(f"<tr data-row='{it['row']}' data-set='{escape(it['set'])}'><td><a href='/item?row={it['row']}'>"
                     f"{escape(str(it['id']))}</a></td><td>{escape(where)}</td><td>{it['kind']}</td>"
-                    f"<td class='reason'>{escape(it['code'])}</td><td>{escape(str(it['source'] or ''))}</td>"
+                    f"<td><span class='reason'>{escape(it['code'])}</span>{detail}</td>"
+                    f"<td>{escape(str(it['source'] or ''))}</td>"
                     f"<td>{escape(str(it['domain'] or ''))}</td><td class='n'>{it['responses']}</td>"
-                    f"<td class='prompt'>{escape(it['prompt'])}</td></tr>")
+                    f"<td class='prompt'>{escape(it['prompt'])}{answer}</td></tr>")
     table = ("<table class='items' id='items'><thead><tr><th>id</th><th>where</th><th>kind</th><th>reason</th>"
              "<th>source</th><th>domain</th><th class='n'>responses</th><th>prompt</th></tr></thead><tbody>"
              + "".join(rows) + "</tbody></table>") if rows else "<p id='no-items'>Nothing matches.</p>"
