@@ -509,6 +509,12 @@ def drop_privileges(uid):
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
+    try:  # a uid change clears the parent-death signal: re-arm it so that the sandbox dies with bwrap
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
     with open("/proc/self/status") as f:
         status = dict(line.split(":", 1) for line in f if ":" in line)
     for key in ("CapEff", "CapPrm", "CapAmb"):

@@ -13,8 +13,8 @@ Three ways to start bubblewrap, picked automatically:
 - `userns`: bwrap runs as an unprivileged uid (the current user, or as root a per-slot uid via
   setpriv) and unshares a user namespace too;
 - `setuid`: as root when the Python installation is not readable by other uids (e.g. under /root):
-  bwrap runs as root without a user namespace, keeps only CAP_SETUID/CAP_SETGID for the harness,
-  which drops to the slot uid (no capabilities left, no_new_privs) before anything else;
+  bwrap runs as root without a user namespace and keeps only CAP_SETUID/CAP_SETGID, which setpriv
+  uses to switch to the slot uid before the harness starts (no capabilities left, no_new_privs);
 - `unsafe`: no bubblewrap at all (explicit opt-in): rlimits, a temp work dir and a clean environment.
 
 Standard library only (tests run it from a plain interpreter as an unprivileged user).
@@ -159,6 +159,31 @@ def _processes_of(uid: int) -> int:
     return n
 
 
+def _await_no_processes(uid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = False
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    if entry.stat().st_uid == uid and not _is_zombie(entry.path):
+                        alive = True
+                        break
+                except OSError:
+                    pass
+        if not alive:
+            return
+        time.sleep(0.01)
+
+
+def _is_zombie(proc_dir: str) -> bool:
+    try:
+        with open(f"{proc_dir}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return True
+
+
 @dataclass
 class Limits:
     """Per-process limits inside the sandbox (the harness applies them before the program runs)."""
@@ -282,6 +307,8 @@ class Sandbox:
         py = self.runtime.harness_argv()
         if self.mode == "unsafe":
             return py, {}
+        # No --as-pid-1: the parent-death signal never reaches a namespace's pid 1, so a killed bwrap
+        # would leave the harness running; bwrap's own init dies with it and takes the namespace along.
         args = [self.bwrap, "--die-with-parent", "--new-session", "--clearenv",
                 "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                 "--hostname", "sandbox"]
@@ -312,9 +339,17 @@ class Sandbox:
             if os.geteuid() == 0:
                 uid = str(self.slot_uid(slot))
                 args = [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *args]
-        else:  # setuid: root bwrap, the harness drops to the slot uid first thing
+        else:  # setuid: root bwrap; the slot uid is taken before the harness starts
             args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-            init.update(uid=self.slot_uid(slot), require_unprivileged=True)
+            init["require_unprivileged"] = True
+            if self.setpriv:
+                # --pdeathsig keep: a uid change clears the parent-death signal, which must survive so
+                # that the sandbox dies with bwrap
+                uid = str(self.slot_uid(slot))
+                py = [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                      "--pdeathsig=keep", "--", *py]
+            else:  # the harness drops root itself and re-arms the parent-death signal
+                init["uid"] = self.slot_uid(slot)
         return [*args, "--", *py], init
 
 
@@ -475,6 +510,9 @@ class Session:
                 code = self.exit_status(10.0)
             if self.box.mode == "unsafe":
                 self._reap_unsafe()
+            elif self.killed and os.geteuid() == 0:
+                # a killed bwrap returns before its namespace is torn down: wait for the slot's uid to be free
+                _await_no_processes(self.box.slot_uid(self.slot), 5.0)
             return code
         finally:
             self.sel.close()

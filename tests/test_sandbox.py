@@ -1,0 +1,372 @@
+"""The code sandbox contains hostile programs: each attack runs through the real code-verify stage
+and the host checks afterwards that nothing escaped (processes, files, connections, secrets)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from assay.errors import AssayError
+from assay.stage import StageContext, build_stage
+from assay.verify.sandbox import Sandbox, SandboxUnavailable
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox is Linux only")
+
+REPO = Path(__file__).resolve().parents[1]
+LIMITS = {"timeout_s": 1.0, "wall_time_factor": 2.0, "memory_mb": 256, "output_limit_mb": 1.0, "workers": 2,
+          "processes": 32}
+
+
+def _stage(tmp: Path, **params: Any):
+    st = build_stage("code-verify", {**LIMITS, **params})
+    st.setup(StageContext(cache_dir=tmp))
+    return st
+
+
+@pytest.fixture(scope="module", params=["default-python", "system-python"])
+def stage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The stage with the interpreter running the tests (setuid mode as root: /root is private) and with
+    /usr/bin/python3 (user-namespace mode: bwrap itself runs as the slot's uid)."""
+    params: dict[str, Any] = {}
+    if request.param == "system-python":
+        if not Path("/usr/bin/python3").exists():
+            pytest.skip("no /usr/bin/python3")
+        params["python"] = "/usr/bin/python3"
+    st = _stage(tmp_path_factory.mktemp("cv-cache"), **params)
+    assert st._sandbox.mode in ("setuid", "userns")
+    yield st
+    st.teardown()
+
+
+def run(stage, code: str, tests: dict[str, Any], lang: str = "python") -> dict[str, Any]:
+    rec = {"id": "attack", "domain": "code", "prompt": "p", "reference": {"tests": tests}}
+    resp = {"text": f"```{lang}\n{textwrap.dedent(code)}\n```"}
+    return stage.check_batch([(rec, resp)])[0].to_dict()
+
+
+def stdin_test(output: str, given: str = "") -> dict[str, Any]:
+    return {"kind": "stdin", "cases": [{"input": given, "output": output}]}
+
+
+def sandbox_processes(stage) -> list[psutil.Process]:
+    """Processes still running as one of the stage's sandbox uids, or any bwrap child of this process."""
+    base = stage._sandbox.slot_uid(0)
+    left = []
+    for p in psutil.process_iter(["uids", "name", "status"]):
+        try:
+            # a zombie has ended; the host's init collects it (this container's init does so lazily)
+            if base <= p.info["uids"].real < base + 64 and p.info["status"] != psutil.STATUS_ZOMBIE:
+                left.append(p)
+        except (psutil.Error, TypeError):
+            pass
+    me = psutil.Process()
+    left += [c for c in me.children(recursive=True) if c.name() in ("bwrap", "setpriv")
+             and c.status() != psutil.STATUS_ZOMBIE]
+    return left
+
+
+def assert_clean(stage) -> None:
+    deadline = time.monotonic() + 3
+    while sandbox_processes(stage) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox_processes(stage) == []
+    assert subprocess.run(["true"]).returncode == 0  # the host can still start processes
+
+
+def test_fork_bomb_is_contained(stage) -> None:
+    started = time.monotonic()
+    res = run(stage, """
+        import os
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                pass
+    """, stdin_test("x"))
+    assert res["code"] in ("time_limit", "runtime_error")
+    assert time.monotonic() - started < 30
+    assert_clean(stage)
+
+
+def test_fork_bomb_in_function_test(stage) -> None:
+    res = run(stage, """
+        import os
+        def f(n):
+            while True:
+                try:
+                    os.fork()
+                except OSError:
+                    pass
+    """, {"kind": "function", "fn_name": "f", "cases": [{"args": [1], "expected": 1}]})
+    assert res["code"] in ("time_limit", "runtime_error")
+    assert_clean(stage)
+
+
+def test_memory_bomb_is_a_memory_limit(stage) -> None:
+    res = run(stage, "x = bytearray(8 << 30)\nprint(len(x))", stdin_test("0"))
+    assert res["code"] == "memory_limit", res
+    res = run(stage, """
+        chunks = []
+        while True:
+            chunks.append(bytearray(50 << 20))
+    """, stdin_test("0"))
+    assert res["code"] == "memory_limit", res
+    res = run(stage, "def f():\n    return len(bytearray(8 << 30))", {"kind": "function", "fn_name": "f",
+                                                                         "cases": [{"args": [], "expected": 1}]})
+    assert res["code"] == "memory_limit", res
+    assert_clean(stage)
+
+
+def test_infinite_loop_is_a_time_limit(stage) -> None:
+    started = time.monotonic()
+    res = run(stage, "while True:\n    pass", stdin_test("1"))
+    assert res["code"] == "time_limit"
+    assert "time limit" in res["reason"]
+    res = run(stage, "import time\ntime.sleep(600)", stdin_test("1"))  # sleeps: the wall-clock limit
+    assert res["code"] == "time_limit"
+    assert time.monotonic() - started < 40
+    assert_clean(stage)
+
+
+def test_loop_that_swallows_the_timer_is_killed(stage) -> None:
+    started = time.monotonic()
+    res = run(stage, """
+        def f(x):
+            while True:
+                try:
+                    while True:
+                        pass
+                except BaseException:
+                    pass
+    """, {"kind": "function", "fn_name": "f", "cases": [{"args": [1], "expected": 1}, {"args": [2], "expected": 2}]})
+    assert res["code"] == "time_limit"
+    assert res["verdicts"] == "T-"
+    assert time.monotonic() - started < 40
+    assert_clean(stage)
+
+
+def test_daemonised_grandchild_dies_with_the_sandbox(stage, tmp_path: Path) -> None:
+    res = run(stage, """
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                for fd in (0, 1, 2):
+                    os.close(fd)
+                time.sleep(30)
+                os._exit(0)
+            os._exit(0)
+        print(42)
+    """, stdin_test("42"))
+    assert res["code"] == "accepted"
+    assert_clean(stage)
+
+
+def test_no_writes_outside_the_work_dir(stage, tmp_path: Path) -> None:
+    targets = [tmp_path / "pwned", REPO / "pwned-by-sandbox", Path("/usr/pwned-by-sandbox"),
+               Path("/tmp/pwned-by-sandbox"), Path.home() / "pwned-by-sandbox"]
+    res = run(stage, f"""
+        import os
+        wrote = []
+        for p in {[str(t) for t in targets]!r}:
+            try:
+                os.makedirs(os.path.dirname(p), exist_ok=True)
+                with open(p, "w") as f:
+                    f.write("x")
+                wrote.append(p)
+            except OSError:
+                pass
+        with open("scratch.txt", "w") as f:  # the work dir itself is writable
+            f.write("fine")
+        print("ok")
+    """, stdin_test("ok"))
+    assert res["code"] == "accepted", res
+    for t in targets:
+        assert not t.exists(), t
+
+
+def test_caller_files_and_environment_are_invisible(stage, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text("TOPSECRET-FILE")
+    monkeypatch.setenv("ASSAY_TEST_SECRET", "TOPSECRET-ENV")
+    res = run(stage, f"""
+        import glob, os
+        seen = []
+        if any("ASSAY_TEST_SECRET" in k for k in os.environ):
+            seen.append("env")
+        for p in glob.glob("/proc/*/environ"):
+            try:
+                if b"TOPSECRET" in open(p, "rb").read():
+                    seen.append(p)
+            except OSError:
+                pass
+        for p in ({str(secret_file)!r}, {str(REPO / "pyproject.toml")!r}, "/etc/shadow", "/etc/passwd"):
+            try:
+                open(p).read()
+                seen.append(p)
+            except OSError:
+                pass
+        # only the read-only site-packages may show (as an otherwise empty path), not the project's files
+        visible = os.listdir({str(REPO)!r}) if os.path.isdir({str(REPO)!r}) else []
+        if set(visible) - {{".venv"}} or os.path.exists("/home") or os.path.exists({str(REPO / "src")!r}):
+            seen.append("tree")
+        print(" ".join(seen) or "clean")
+    """, stdin_test("clean"))
+    assert res["code"] == "accepted", res
+
+
+def test_no_network_to_the_host(stage) -> None:
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.5)
+    port = srv.getsockname()[1]
+    try:
+        res = run(stage, f"""
+            import socket
+            try:
+                socket.create_connection(("127.0.0.1", {port}), timeout=2).send(b"hi")
+                print("connected")
+            except OSError:
+                print("blocked")
+        """, stdin_test("blocked"))
+        assert res["code"] == "accepted", res
+        with pytest.raises(socket.timeout):
+            srv.accept()
+    finally:
+        srv.close()
+
+
+def test_output_flood_is_an_output_limit(stage) -> None:
+    started = time.monotonic()
+    res = run(stage, "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)", stdin_test("x"))
+    assert res["code"] == "output_limit", res
+    res = run(stage, "import sys\nwhile True:\n    sys.stderr.write('y' * 65536)", stdin_test("x"))
+    assert res["code"] in ("time_limit", "runtime_error"), res  # stderr is only ever kept as a short tail
+    assert len(json.dumps(res)) < 20_000
+    res = run(stage, "def f():\n    return 'z' * (50 << 20)", {"kind": "function", "fn_name": "f",
+                                                              "cases": [{"args": [], "expected": "z"}]})
+    assert res["code"] in ("output_limit", "memory_limit"), res
+    assert time.monotonic() - started < 40
+    assert_clean(stage)
+
+
+def test_killing_the_parent_does_not_reach_the_host(stage) -> None:
+    host = os.getpid()
+    res = run(stage, f"""
+        import os, signal
+        for pid in (os.getppid(), 1, {host}):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+        print("done")
+    """, stdin_test("done"))
+    assert res["code"] in ("accepted", "runtime_error")
+    res = run(stage, f"""
+        import os, signal
+        def f():
+            for pid in (os.getppid(), 1, {host}):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            os.kill(os.getpid(), signal.SIGKILL)
+    """, {"kind": "function", "fn_name": "f", "cases": [{"args": [], "expected": 1}]})
+    assert res["code"] == "runtime_error"
+    assert psutil.pid_exists(host)
+    assert run(stage, "print(input())", stdin_test("7", "7"))["code"] == "accepted"  # still works
+    assert_clean(stage)
+
+
+def test_sandbox_has_no_capabilities_and_runs_unprivileged(stage) -> None:
+    res = run(stage, """
+        import os
+        status = dict(l.split(":", 1) for l in open("/proc/self/status") if ":" in l)
+        caps = int(status["CapEff"], 16) | int(status["CapPrm"], 16)
+        print("root" if os.getuid() == 0 or caps else "user", status["NoNewPrivs"].strip())
+    """, stdin_test("user 1"))
+    assert res["code"] == "accepted", res
+
+
+def test_refuses_without_bubblewrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on PATH
+    with pytest.raises(SandboxUnavailable, match="unsafe_no_sandbox"):
+        Sandbox()
+    st = build_stage("code-verify", dict(LIMITS))
+    with pytest.raises(AssayError, match="bubblewrap"):
+        st.setup(StageContext(cache_dir=tmp_path))
+    unsafe = _stage(tmp_path, unsafe_no_sandbox=True)
+    try:
+        assert unsafe._sandbox.mode == "unsafe"
+        assert run(unsafe, "print(sum(map(int, input().split())))", stdin_test("5", "2 3"))["code"] == "accepted"
+    finally:
+        unsafe.teardown()
+
+
+NON_ROOT_SCRIPT = r"""
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from assay.verify.sandbox import Sandbox, SandboxUnavailable
+from assay.verify.code_run import Judge, JudgeOptions
+from assay.verify.code_extract import Candidate
+from assay.verify.code_tests import TestPlan
+box = Sandbox(python="/usr/bin/python3", slots=1)
+try:
+    box.probe()
+except SandboxUnavailable as exc:
+    print(json.dumps({"skip": str(exc)}))
+    sys.exit(0)
+judge = Judge(box, None, JudgeOptions(processes=16, wall_factor=2.0))
+plan = lambda out: TestPlan("stdin", [{"input": "", "output": out}], 1.0, 256)
+bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+daemon = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(30)\n    os._exit(0)\nprint(1)\n")
+out = {"mode": box.mode, "uid": os.getuid(),
+       "bomb": judge.judge(plan("x"), Candidate(bomb, "python", "field"), {}).verdict,
+       "daemon": judge.judge(plan("1"), Candidate(daemon, "python", "field"), {}).verdict,
+       "env": judge.judge(plan("clean"), Candidate("import os\nprint('leak' if any('SECRET' in k or 'SECRET' in v "
+                                                    "for k, v in os.environ.items()) else 'clean')", "python", "field"),
+                          {}).verdict}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process as another uid")
+def test_unprivileged_caller_gets_user_namespace_sandbox() -> None:
+    """As a plain user (no root anywhere), bwrap makes a user namespace; the same attacks stay contained."""
+    if not Path("/usr/bin/python3").exists():
+        pytest.skip("no /usr/bin/python3")
+    proc = subprocess.run(["/usr/bin/python3", "-I", "-c", NON_ROOT_SCRIPT, str(REPO / "src")],
+                          capture_output=True, text=True, timeout=300, user=65534, group=65534, extra_groups=[],
+                          cwd="/", env={"PATH": "/usr/bin:/bin", "ASSAY_TEST_SECRET": "TOPSECRET"})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "skip" in out:
+        pytest.skip(out["skip"])
+    assert out["mode"] == "userns" and out["uid"] == 65534
+    assert out["bomb"] in ("time_limit", "runtime_error")
+    assert out["daemon"] == "accepted"
+    assert out["env"] == "accepted"
+    deadline = time.monotonic() + 3
+    while True:
+        leftover = [p for p in psutil.process_iter(["uids", "status"]) if p.info["uids"]
+                    and p.info["uids"].real == 65534 and p.info["status"] != psutil.STATUS_ZOMBIE]
+        if not leftover or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert leftover == []
