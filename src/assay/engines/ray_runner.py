@@ -41,7 +41,13 @@ class RayRunner(Runner):
         staged = stage_inputs(self.cfg.inputs, self.rd.path / "inputs")
         if staged != self.cfg.inputs:
             self.cfg = self.cfg.model_copy(update={"inputs": staged})
-        return super()._run(started)
+        result = super()._run(started)
+        # A worker killed mid-shard leaves its temporaries; its retry wrote the shard again.
+        # Every task has ended here and the run directory is locked: nothing else is writing.
+        for stale in self.rd.stages_root.rglob("*.tmp*"):
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
+        return result
 
     def _segment(self, kind: str, group: list[Planned], upstream: Iterator[int], prev: StageDir, engine: Any,
                  started: list[Stage]) -> Iterator[int]:
