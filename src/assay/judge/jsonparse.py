@@ -90,6 +90,8 @@ def _decode_at(text: str, start: int) -> tuple[dict[str, Any] | None, int]:
         return (obj, end) if isinstance(obj, dict) else (None, -1)
     except json.JSONDecodeError:
         pass
+    except RecursionError:  # absurdly deep nesting: not an answer
+        return None, -1
     # a forgiving second try on the balanced {...} span: trailing commas, single quotes, True/False
     end = _balanced_end(text, start)
     if end < 0:
@@ -126,10 +128,14 @@ def _balanced_end(text: str, start: int) -> int:
 def _loads(block: str) -> dict[str, Any] | None:
     try:
         obj = json.loads(block)
+    except RecursionError:
+        return None
     except json.JSONDecodeError:
         fixed = _TRAILING_COMMA.sub(r"\1", block)
         try:
             obj = json.loads(fixed)
+        except RecursionError:
+            return None
         except json.JSONDecodeError:
             try:
                 obj = ast.literal_eval(re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False",
