@@ -86,19 +86,48 @@ def load_pairs(d: Path) -> list[Item]:
 
 # ---- the two contenders ---------------------------------------------------------------------------
 
-def run_plain(items: list[Item]) -> tuple[list[bool], float]:
+@dataclass
+class Timing:
+    wall: float
+    cpu_main: float  # CPU seconds of this process
+    cpu_workers: float = 0.0  # CPU seconds of the worker processes (and the fork server)
+
+    def idle_seconds(self, cores: int) -> float:
+        """Projected wall time on `cores` idle cores: the work spread over the cores, but never
+        less than this process's own serial part."""
+        return max(self.cpu_main, (self.cpu_main + self.cpu_workers) / cores)
+
+
+def run_plain(items: list[Item]) -> tuple[list[bool], Timing]:
     from math_verify import parse, verify
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     out = [bool(verify(parse(it.gold), parse(it.response))) for it in items]
-    return out, time.perf_counter() - started
+    return out, Timing(time.perf_counter() - started, time.process_time() - cpu)
 
 
-def run_assay(items: list[Item], workers: int) -> tuple[list[dict[str, Any]], float]:
+def _forkserver_cpu() -> float:
+    """CPU seconds of multiprocessing's fork server and of the workers it forked and reaped."""
+    from multiprocessing import forkserver
+
+    import psutil
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    if not pid:
+        return 0.0
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def run_assay(items: list[Item], workers: int) -> tuple[list[dict[str, Any]], Timing]:
     from assay.stage import StageContext, build_stage, registry
 
     registry()  # importing every stage module is the CLI's start-up, not this stage's work
-    started = time.perf_counter()
+    fs_before = _forkserver_cpu()
+    started, cpu = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         st = build_stage("math-verify", {"persistent_cache": False, "workers": workers})
         st.setup(StageContext(cache_dir=Path(tmp), workers=workers))
@@ -109,8 +138,10 @@ def run_assay(items: list[Item], workers: int) -> tuple[list[dict[str, Any]], fl
                 st.process_batch(records[i:i + st.batch_size])
         finally:
             st.teardown()
-    seconds = time.perf_counter() - started
-    return [r["responses"][0]["checks"]["math_verify"] for r in records], seconds
+    timing = Timing(time.perf_counter() - started, time.process_time() - cpu)
+    time.sleep(0.3)  # let the fork server reap the retired workers
+    timing.cpu_workers = _forkserver_cpu() - fs_before
+    return [r["responses"][0]["checks"]["math_verify"] for r in records], timing
 
 
 # ---- report ------------------------------------------------------------------------------------
@@ -130,39 +161,51 @@ def main() -> None:
     if args.limit:
         sets = [s[: args.limit] for s in sets]
     rows, report, wrong = [], {}, []
-    total_plain_s = total_assay_s = 0.0
+    totals = {"plain": Timing(0, 0), "assay": Timing(0, 0)}
     n_all = 0
     for items in sets:
         name = items[0].set
-        plain, plain_s = run_plain(items)
-        checks, assay_s = run_assay(items, args.workers)
+        plain, tp = run_plain(items)
+        checks, ta = run_assay(items, args.workers)
         labels = [it.label for it in items]
-        acc_plain = sum(p == lab for p, lab in zip(plain, labels, strict=True)) / len(items)
-        acc_assay = sum(c["passed"] == lab for c, lab in zip(checks, labels, strict=True)) / len(items)
-        total_plain_s += plain_s
-        total_assay_s += assay_s
-        n_all += len(items)
-        report[name] = {"items": len(items), "agreement_plain": round(acc_plain, 4),
-                        "agreement_assay": round(acc_assay, 4), "plain_items_per_s": round(len(items) / plain_s, 1),
-                        "assay_items_per_s": round(len(items) / assay_s, 1), "speedup": round(plain_s / assay_s, 2)}
-        rows.append((name, len(items), acc_plain, acc_assay, len(items) / plain_s, len(items) / assay_s,
-                     plain_s / assay_s))
+        agree_plain = sum(p == lab for p, lab in zip(plain, labels, strict=True))
+        agree_assay = sum(c["passed"] == lab for c, lab in zip(checks, labels, strict=True))
+        for key, t in (("plain", tp), ("assay", ta)):
+            acc = totals[key]
+            acc.wall, acc.cpu_main, acc.cpu_workers = (acc.wall + t.wall, acc.cpu_main + t.cpu_main,
+                                                       acc.cpu_workers + t.cpu_workers)
+        n = len(items)
+        n_all += n
+        report[name] = _numbers(n, tp, ta, args.workers) | {
+            "agree_plain": agree_plain, "agree_assay": agree_assay,
+            "agreement_plain": round(agree_plain / n, 4), "agreement_assay": round(agree_assay / n, 4)}
+        rows.append((name, n, agree_plain, agree_assay, tp, ta))
         for it, c, p in zip(items, checks, plain, strict=True):
             if c["passed"] != it.label:
                 wrong.append((it, c, p))
-    print(f"{'set':28} {'items':>6} {'plain agree':>12} {'assay agree':>12} {'plain it/s':>11} {'assay it/s':>11} "
-          f"{'speedup':>8}")
-    for name, n, ap_, aa, ps, as_, sp in rows:
-        print(f"{name:28} {n:6d} {ap_:12.2%} {aa:12.2%} {ps:11.1f} {as_:11.1f} {sp:7.2f}x")
-    print(f"{'all':28} {n_all:6d} {'':12} {'':12} {n_all / total_plain_s:11.1f} {n_all / total_assay_s:11.1f} "
-          f"{total_plain_s / total_assay_s:7.2f}x")
-    report["all"] = {"items": n_all, "plain_items_per_s": round(n_all / total_plain_s, 1),
-                     "assay_items_per_s": round(n_all / total_assay_s, 1),
-                     "speedup": round(total_plain_s / total_assay_s, 2), "workers": args.workers}
+    print(f"{'set':26} {'items':>6} {'plain agree':>17} {'assay agree':>17} {'plain it/s':>10} {'assay it/s':>10} "
+          f"{'speedup':>8} {'idle-core speedup':>18}")
+    for name, n, ap_, aa, tp, ta in [*rows, ("all", n_all, None, None, totals["plain"], totals["assay"])]:
+        agree = (f"{ap_:5d} ({ap_ / n:7.2%})", f"{aa:5d} ({aa / n:7.2%})") if ap_ is not None else ("", "")
+        idle = tp.idle_seconds(1) / ta.idle_seconds(args.workers)
+        print(f"{name:26} {n:6d} {agree[0]:>17} {agree[1]:>17} {n / tp.wall:10.1f} {n / ta.wall:10.1f} "
+              f"{tp.wall / ta.wall:7.2f}x {idle:17.2f}x")
+    print(f"CPU seconds: plain {totals['plain'].cpu_main:.1f}; assay {totals['assay'].cpu_main:.1f} in this process "
+          f"+ {totals['assay'].cpu_workers:.1f} in {args.workers} workers. The idle-core speedup projects both on "
+          f"idle cores from CPU time (plain: 1 core; assay: {args.workers}).")
+    report["all"] = _numbers(n_all, totals["plain"], totals["assay"], args.workers)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     if args.disagreements:
         write_disagreements(Path(args.disagreements), wrong)
+
+
+def _numbers(n: int, tp: Timing, ta: Timing, workers: int) -> dict[str, Any]:
+    return {"items": n, "plain_items_per_s": round(n / tp.wall, 1), "assay_items_per_s": round(n / ta.wall, 1),
+            "speedup": round(tp.wall / ta.wall, 2),
+            "idle_core_speedup": round(tp.idle_seconds(1) / ta.idle_seconds(workers), 2),
+            "cpu_s": {"plain": round(tp.cpu_main, 2), "assay_main": round(ta.cpu_main, 2),
+                      "assay_workers": round(ta.cpu_workers, 2)}, "workers": workers}
 
 
 def write_disagreements(path: Path, wrong: list[tuple[Item, dict[str, Any], bool]]) -> None:

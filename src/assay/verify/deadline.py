@@ -21,7 +21,8 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -137,12 +138,15 @@ class DeadlinePool:
 
     memory_mb: address-space limit of each worker (RLIMIT_AS), so a runaway item fails with
     MemoryError instead of exhausting the machine. max_tasks: replace a worker after this many
-    items (bounds slow leaks). Thread-safe: concurrent `map` calls are served one at a time.
+    items (bounds slow leaks). env: variables set while workers start (the fork server, started
+    with the first worker, keeps them: a preloaded module can read them). Thread-safe:
+    concurrent `map` calls are served one at a time.
     """
 
     def __init__(self, fn: Callable[[Any], Any], workers: int, deadline_s: float, *,
                  initializer: Callable[[], None] | None = None, preload: Sequence[str] = (),
-                 memory_mb: int | None = None, max_tasks: int | None = None, start_method: str | None = None):
+                 memory_mb: int | None = None, max_tasks: int | None = None, start_method: str | None = None,
+                 env: dict[str, str] | None = None):
         if deadline_s <= 0:
             raise AssayError(f"the per-item deadline must be positive, got {deadline_s}")
         self.fn, self.initializer = fn, initializer
@@ -153,6 +157,7 @@ class DeadlinePool:
         self._ctx = mp.get_context(method)
         if method == "forkserver" and preload:
             self._ctx.set_forkserver_preload(list(preload))
+        self._env = dict(env or {})
         self._pool: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -193,7 +198,8 @@ class DeadlinePool:
     # ---- the dispatcher -----------------------------------------------------------------------
     def _spawn(self) -> _Worker:
         try:
-            w = _Worker(self._ctx, self.fn, self.initializer, self.memory_mb)
+            with _environment(self._env):  # the fork server, started by the first worker, inherits it
+                w = _Worker(self._ctx, self.fn, self.initializer, self.memory_mb)
         except (AttributeError, TypeError, ValueError) as exc:
             raise AssayError(f"could not start a worker process ({type(exc).__name__}: {exc}); the pool's function "
                              "and initializer must be module-level functions") from None
@@ -289,6 +295,27 @@ class DeadlinePool:
         w.done += 1
         if self.max_tasks and w.done >= self.max_tasks:
             self._drop(w, kill=False)
+
+
+_ENV_LOCK = threading.Lock()
+
+
+@contextmanager
+def _environment(extra: dict[str, str]) -> Iterator[None]:
+    if not extra:
+        yield
+        return
+    with _ENV_LOCK:
+        saved = {k: os.environ.get(k) for k in extra}
+        os.environ.update(extra)
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 class _Batch:

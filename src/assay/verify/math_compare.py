@@ -564,9 +564,8 @@ def judge(gold: str, pred: str | None, choices: list[str] | None = None, final_t
             continue
         if normalize(cand) == gold_key:
             return _ok(gold_form, _short(cand), "same text")
-        for variant in dict.fromkeys([cand, strip_assignment(normalize(cand))]):
-            if variant != cand and "=" in gold:
-                continue
+        assignment = _ASSIGN_RE.match(cand.strip())
+        for variant in [cand] + ([assignment.group("rhs").strip()] if assignment and "=" not in gold else []):
             pred_parsed = parse_unanchored(variant)[0] if is_prose(variant) else parse_strict(variant)
             if not pred_parsed:
                 continue

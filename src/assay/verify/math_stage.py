@@ -22,17 +22,19 @@ from assay.verify.math_compare import (
     reference_answer,
     split_top_level,
 )
+from assay.verify.math_preload import ENV as PRELOAD_ENV
 
 COMPARE_VERSION = "1"  # bump when math_compare decides any pair differently: it keys the persistent cache
 MEMORY_CACHE_SIZE = 200_000
-PRELOAD = ("assay.verify.math_compare", "math_verify", "sympy", "latex2sympy2_extended")
+PRELOAD = ("assay.verify.math_compare", "math_verify", "sympy", "latex2sympy2_extended", "assay.verify.math_preload")
 
 
 def warm_worker() -> None:
-    """Worker initializer: load math-verify and its LaTeX parser before the first deadline starts."""
-    from assay.verify.math_compare import judge
+    """Worker initializer: load math-verify before the first deadline starts (a no-op when the
+    fork server preloaded it, see math_preload)."""
+    from assay.verify.math_compare import _mv
 
-    judge("\\frac{1}{2}", "\\sqrt{2}/2")
+    _mv()
 
 
 @stage("math-verify")
@@ -219,7 +221,7 @@ class MathVerify(ResponseCheck):
 
             n = self.workers or self.ctx.workers or os.cpu_count() or 1
             self._pool = DeadlinePool(judge_task, n, self.timeout_s, initializer=warm_worker, preload=PRELOAD,
-                                      memory_mb=self.memory_mb, max_tasks=20_000)
+                                      memory_mb=self.memory_mb, max_tasks=20_000, env={PRELOAD_ENV: "1"})
         return self._pool
 
 
