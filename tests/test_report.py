@@ -288,3 +288,15 @@ def test_bin_edges() -> None:
     skewed.add(1e6)
     edges, open_end = bin_edges([skewed])
     assert open_end and edges[-2] < 1000 and sum(skewed.counts(edges)) == 1001
+
+
+def test_ascii_token_tables_equal_the_pattern() -> None:
+    import random
+
+    from assay.report.tokens import ASCII_PATTERN
+
+    rng = random.Random(1)
+    alphabet = [chr(c) for c in range(128)] + ["ab", "12", " ", "\n", "\\frac{", "x_1"]
+    for _ in range(500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 60)))
+        assert approx_tokens(text) == len(ASCII_PATTERN.findall(text.encode())), repr(text)
