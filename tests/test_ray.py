@@ -23,7 +23,9 @@ ray = pytest.importorskip("ray")
 from assay.config import load_config  # noqa: E402
 from assay.engines.ray_engine import RayEngine  # noqa: E402
 from assay.engines.ray_runner import RayRunner  # noqa: E402
+from assay.engines.shared_cache import SEGMENT_DIR  # noqa: E402
 from assay.runner.pipeline import Runner  # noqa: E402
+from assay.teacher.cache import RequestCache, cache_path  # noqa: E402
 
 pytestmark = pytest.mark.slow
 VOLATILE = {"seconds", "wall_seconds", "records_per_s", "metrics", "workers"}
@@ -117,6 +119,11 @@ def test_every_kind_of_stage_on_ray_equals_local_and_resumes(cluster: str, tmp_p
         assert sent_ray == sent_local  # one async actor: every request sent once, no duplicates
         # the teacher's concurrency limit is global: all shards in flight share one client
         assert server.max_inflight <= 4
+        # the actor's answers went to its own cache segment, folded into SQLite when the run ended
+        cache = RequestCache(cache_path(tmp_path / "cache-ray"))
+        assert cache.count() == sent_ray
+        cache.close()
+        assert not list((tmp_path / "cache-ray" / SEGMENT_DIR).glob("*.seg"))
         before = server.count()
         again = run_ray(cfg, tmp_path / "ray")  # a rerun resumes: nothing is redone
         assert server.count() == before

@@ -238,7 +238,7 @@ class RayEngine(Engine):
         for key in [k for k in self._pools if set(k) & {j.fp for j in jobs}]:
             self._pools.pop(key).close()
 
-    def stage_workers(self, job: Any, *, is_async: bool) -> ActorGroup:
+    def stage_workers(self, job: Any, *, is_async: bool, cache_root: str | None = None) -> ActorGroup:
         """Actors for a main stage (one per node) or an async stage (one for the whole run)."""
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -249,7 +249,7 @@ class RayEngine(Engine):
         declared = Resources.of([cls]) if declares_resources(cls) else Resources(num_cpus=0)
         res = self.fit(declared, job.label or job.name)
         if is_async:
-            group = ActorGroup([self._actor(AsyncStageWorker, res, job, max_concurrency=64)])
+            group = ActorGroup([self._actor(AsyncStageWorker, res, job, cache_root, max_concurrency=64)])
         else:
             nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU")]
             placements = [{"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node, soft=True)}

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from assay.config import PipelineConfig
-from assay.engines.storage import stage_inputs
+from assay.engines.shared_cache import merge_segments
+from assay.engines.storage import is_url, stage_inputs
 from assay.runner.pipeline import Planned, Runner, RunResult
 from assay.runner.progress import Hub
 from assay.runner.rundir import StageDir
@@ -37,11 +38,25 @@ class RayRunner(Runner):
             engine = RayEngine(workers=workers or cfg.workers, hub=hub)
         super().__init__(cfg, out, hub=hub or engine.hub, engine=engine, workers=workers or engine.workers)
 
+    @property
+    def request_cache_root(self) -> str:
+        """Where teacher answers are cached: the config's cache_dir as written (it may be a URL)."""
+        raw = self.cfg.cache_dir
+        return raw if raw and is_url(raw) else str(self.cache_dir)
+
+    @property
+    def engine_run_id(self) -> str:
+        return getattr(self._engine, "run_id", "") or "-"
+
     def _run(self, started: float) -> RunResult:
         staged = stage_inputs(self.cfg.inputs, self.rd.path / "inputs")
         if staged != self.cfg.inputs:
             self.cfg = self.cfg.model_copy(update={"inputs": staged})
-        result = super()._run(started)
+        try:
+            result = super()._run(started)
+        finally:
+            # answers of this run's teacher actors (all ended now) join the SQLite cache
+            merge_segments(self.request_cache_root, finished_prefix=self.engine_run_id)
         # A worker killed mid-shard leaves its temporaries; its retry wrote the shard again.
         # Every task has ended here and the run directory is locked: nothing else is writing.
         for stale in self.rd.stages_root.rglob("*.tmp*"):
@@ -84,7 +99,7 @@ class RayRunner(Runner):
                     yield i
                     continue
                 if actors is None:  # only when there is work: a resumed run starts no actor
-                    actors = engine.stage_workers(p.job, is_async=is_async)
+                    actors = engine.stage_workers(p.job, is_async=is_async, cache_root=self.request_cache_root)
                 task = ChainTask(i, prev.shard(i), token, [p.job])
                 pending.add(actors.call("run", task) if is_async else actors.call("run", run_chain, task))
                 per = ASYNC_SHARDS_IN_FLIGHT if is_async else SHARDS_PER_ACTOR

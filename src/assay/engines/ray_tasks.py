@@ -170,14 +170,27 @@ class AsyncStageWorker:
     """One asyncio actor per I/O-bound stage (teacher, judge): every shard in flight shares the
     stage's one client, so its concurrency, rate limits and request coalescing are global."""
 
-    def __init__(self, run_id: str, sink: str | None, job: StageJob):
+    def __init__(self, run_id: str, sink: str | None, job: StageJob, cache_root: str | None = None):
         enter_run(run_id)
         self.run_id, self.sink, self.job = run_id, sink, job
         self.started = started_stages([job])
+        self.cache: Any = None
+        if cache_root is not None:
+            from assay.engines.shared_cache import SegmentCache, writer_name
+
+            self.cache = SegmentCache(cache_root, writer=writer_name(run_id))
+
+    def _attach_cache(self, stage: Stage) -> None:
+        """Give a teacher stage the segment cache before its client opens the SQLite one (the
+        client takes whatever `_cache` holds; see assay.teacher.llm.LLMStage.client)."""
+        private = getattr(stage, "__pydantic_private__", None) or {}
+        if self.cache is not None and "_cache" in private and private["_cache"] is None:
+            stage._cache = self.cache  # type: ignore[attr-defined]
 
     async def run(self, task: ChainTask) -> int:
         job = task.jobs[0]
         stage = live_stage(job)
+        self._attach_cache(stage)
         out = StageShard(stage, job, task.shard)
         report = Reporter(self.sink)
         try:
@@ -204,6 +217,8 @@ class AsyncStageWorker:
                     pass
         stop_stages(self.started)
         self.started = []
+        if self.cache is not None:
+            self.cache.close()
 
 
 def _live_async() -> Iterator[Stage]:
