@@ -234,3 +234,22 @@ def test_refuses_to_write_into_a_foreign_directory(tmp_path: Path) -> None:
     proc = assay("run", str(cfg), "--out", str(foreign), "--fresh", check=False)
     assert proc.returncode == 2 and "is not an assay run directory" in proc.stderr
     assert (foreign / "precious.txt").read_text() == "keep me"
+
+
+def test_pipeline_can_end_with_an_export(tmp_path: Path) -> None:
+    recs = [{"id": f"e{i}", "domain": "math", "prompt": f"What is {i}+{i}?", "reference": {"answer": str(2 * i)},
+             "responses": [{"text": f"<think>add</think>\n\nThe answer is {2 * i}."}]} for i in range(4)]
+    write_jsonl(tmp_path / "in.jsonl", recs)
+    run(config(tmp_path, ["collect"], export={"to": "sft.jsonl"}), tmp_path / "run")
+    rows = read_jsonl(tmp_path / "run" / "sft.jsonl")
+    assert len(rows) == 4
+    assert rows[0]["messages"][-1]["content"].startswith("<think>")
+    assert (tmp_path / "run" / "README.md").exists()  # the dataset card
+
+
+def test_dropped_responses_are_counted_on_the_record(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "domain": "math", "prompt": "p",
+                                         "responses": [{"text": "7"}, {"text": "1"}, {"text": "77"}]}])
+    run(config(tmp_path, ["test.has-digit-7"]), tmp_path / "run")
+    (rec,) = read_output(tmp_path / "run")
+    assert len(rec["responses"]) == 1 and rec["meta"]["responses_rejected"] == 2

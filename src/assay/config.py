@@ -56,6 +56,19 @@ class OutputSpec(BaseModel):
     format: Literal["jsonl", "jsonl.gz", "parquet"] = "jsonl"
 
 
+class ExportSpec(BaseModel):
+    """Write the SFT dataset at the end of the run (same as `assay export DIR ...`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(description="relative to the run directory: NAME.jsonl, NAME.parquet, or a folder "
+                    "(Hugging Face dataset)")
+    format: Literal["messages", "sharegpt", "alpaca"] = "messages"
+    reasoning: Literal["think", "field", "none"] = "think"
+    system: str | None = None
+    only_passing: bool = False
+
+
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -67,6 +80,7 @@ class PipelineConfig(BaseModel):
     workers: int | None = Field(None, ge=1, description="worker processes (default: all cores)")
     engine: Literal["local", "ray"] = "local"
     output: OutputSpec = Field(default_factory=OutputSpec)
+    export: ExportSpec | None = Field(None, description="export the kept responses as an SFT dataset at the end")
     cache_dir: str | None = Field(None, description="persistent caches (default: $ASSAY_CACHE_DIR or ~/.cache/assay)")
 
     @field_validator("stages", mode="before")
@@ -163,6 +177,8 @@ def describe_config_error(exc: ValidationError, where: str) -> str:
             model = InputSpec
         elif loc.startswith("output"):
             model = OutputSpec
+        elif loc.startswith("export"):
+            model = ExportSpec
         return f"{where}: unknown key '{loc}'; allowed: {', '.join(model.model_fields)}"
     if err["type"] == "missing":
         return f"{where}: '{loc}' is required"

@@ -314,11 +314,27 @@ def build_stage(name: str, params: dict[str, Any] | None = None, label: str | No
     return inst
 
 
+def _nested_model(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The (nested) model that owns the last key of `loc`, for listing the allowed keys."""
+    import typing
+
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            break
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        sub = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if sub is None:
+            break
+        model = sub
+    return model
+
+
 def describe_validation_error(exc: ValidationError, model: type[BaseModel], what: str) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
-        allowed = ", ".join(model.model_fields)
+        allowed = ", ".join(_nested_model(model, tuple(err["loc"])).model_fields)
         return f"{what}: unknown parameter '{loc}'; allowed: {allowed}"
     if err["type"] == "missing":
         return f"{what}: parameter '{loc}' is required"

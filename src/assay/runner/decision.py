@@ -141,6 +141,11 @@ class Decider:
                                  "prompt": prompt_text(rec), "reason": reason, "code": key, "response": resp})
         if len(kept) != len(responses):
             rec["responses"] = kept
+            # so a later pass rate can count what was sampled, whatever dropped it
+            meta = rec.get("meta")
+            if meta is None:
+                meta = rec["meta"] = {}
+            meta["responses_rejected"] = meta.get("responses_rejected", 0) + len(responses) - len(kept)
             if not kept and stage.drop_empty:
                 self.reject_record(rec, f"{stage.label}: no response passed", f"{stage.label}: no response passed")
                 return False

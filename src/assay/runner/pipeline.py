@@ -158,6 +158,13 @@ class Runner:
         last = planned[-1].dir if planned else read_dir
         self.rd.publish(last, done, [(p.dir.path.name, p.dir) for p in planned], read_dir, stats,
                         self.cfg.output.format)
+        if self.cfg.export is not None:
+            from assay.export.cli import export_run
+
+            e = self.cfg.export
+            result = export_run(self.rd.path, self.rd.path / e.to, e.format, e.reasoning, system=e.system,
+                                only_passing=e.only_passing)
+            self.hub.log("exported", to=str(result.out), rows=result.rows)
         return RunResult(self.rd.path, stats, invalidated)
 
     def _track(self, shards: Iterator[int], label: str, sd: StageDir,
