@@ -240,7 +240,7 @@ class Runner:
             assert isinstance(stage, GlobalStage)
             self.hub.log("indexing", stage=p.label, shards=len(shards))
             if stage.parallel_index():
-                state = stage.merge(self._parallel_index(p, shards, tokens, prev, engine))
+                state = self._merge(p, stage, self._parallel_index(p, shards, tokens, prev, engine))
             else:
                 records = chain.from_iterable(stage.positioned(i, iter_records(prev.shard(i))) for i in shards)
                 with stage_errors(stage, -1, []):
@@ -255,6 +255,11 @@ class Runner:
         self.hub.set_total(p.label, sum(prev.read_marker(i)["stats"]["records_out"] for i in shards))
         self.hub.reset(p.label)
         yield from self._pool_segment([p], iter(shards), prev, engine, started, state_path)
+
+    def _merge(self, p: Planned, stage: GlobalStage, partials: Iterator[Any]) -> Any:
+        """The state of a parallel-indexed global stage from its shard partials (in shard order);
+        an engine's runner may do it across a cluster instead."""
+        return stage.merge(partials)
 
     def _counted(self, records: Iterator[Any], label: str) -> Iterator[Any]:
         n = 0
