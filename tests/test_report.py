@@ -300,3 +300,23 @@ def test_ascii_token_tables_equal_the_pattern() -> None:
     for _ in range(500):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 60)))
         assert approx_tokens(text) == len(ASCII_PATTERN.findall(text.encode())), repr(text)
+
+
+def test_odd_stats_and_items_do_not_break_the_report(quickstart_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(quickstart_run, run)
+    stats = json.loads((run / "stats.json").read_text())
+    stats["stages"][0]["rejected"] = [1, 2]
+    stats["stages"][0]["metrics"] = {"requests": "a", "tokens_in": None, "latency_s": {"le_x": 3, "gt_1000": "y"}}
+    stats["stages"].append("junk")
+    stats["wall_seconds"] = "soon"
+    del stats["output"]
+    (run / "stats.json").write_text(json.dumps(stats))
+    with open(run / "output" / "part-00000.jsonl", "a") as f:
+        f.write(json.dumps({"id": 5, "prompt": 7, "responses": [{"text": 3, "reasoning": "r"}, "x"], "labels": [1],
+                            "checks": {"a": 1, "b": {"passed": "yes", "score": "high", "code": ["l"]}}}) + "\n")
+    (run / "config.yaml").unlink()
+    shutil.rmtree(run / "stages")
+    path, a = build_report(run)
+    html = path.read_text()
+    assert "config.yaml is missing" in html and a.before.records == 0

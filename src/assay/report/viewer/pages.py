@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import numpy as np
 import orjson
 
-from assay.record import prompt_text
+from assay.report.analyze import prompt_of
 from assay.report.style import VIEWER_CSS
 from assay.report.viewer.index import KEPT, Query, RunIndex
 
@@ -122,7 +122,7 @@ def _summary(idx: RunIndex, row: int, cols: dict[str, np.ndarray]) -> dict[str, 
         rec = item.get("record") if kind == 1 else None
         reason = str(item.get("reason") or "")
     holder = rec if isinstance(rec, dict) else item
-    prompt = prompt_text(holder) if isinstance(rec, dict) else str(item.get("prompt") or "")
+    prompt = prompt_of(holder) if isinstance(rec, dict) else str(item.get("prompt") or "")
     resp = item.get("response") if kind == 2 and isinstance(item.get("response"), dict) else None
     return {"row": row, "id": holder.get("id"), "set": idx.sets.names[int(cols["set"][row])],
             "kind": KIND_NAMES[kind], "reason": reason, "code": idx.reasons.names[int(cols["reason"][row])],
@@ -196,7 +196,7 @@ def item_data(idx: RunIndex, row: int) -> dict[str, Any]:
     item = idx.read(row, cols)
     kind = int(cols["kind"][row])
     rec = item if kind == 0 else item.get("record") if kind == 1 else None
-    prompt = prompt_text(rec) if isinstance(rec, dict) else str(item.get("prompt") or "")
+    prompt = prompt_of(rec) if isinstance(rec, dict) else str(item.get("prompt") or "")
     base = rec if isinstance(rec, dict) else None
     responses: list[dict[str, Any]] = []
     related: list[dict[str, Any]] = []
@@ -204,7 +204,7 @@ def item_data(idx: RunIndex, row: int) -> dict[str, Any]:
         other = item if r == row else idx.read(r, cols)
         k = int(cols["kind"][r])
         other_rec = other if k == 0 else other.get("record") if k == 1 else None
-        other_prompt = prompt_text(other_rec) if isinstance(other_rec, dict) else str(other.get("prompt") or "")
+        other_prompt = prompt_of(other_rec) if isinstance(other_rec, dict) else str(other.get("prompt") or "")
         if other_prompt != prompt:  # an id shared by different records: not the same prompt
             continue
         where = idx.sets.names[int(cols["set"][r])]
