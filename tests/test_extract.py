@@ -29,6 +29,14 @@ from assay.verify.extract import clean_answer, extract_answer, last_boxed, split
     ("The answer is \\(\\frac{3}{4}\\) cups.", r"\frac{3}{4}"),
     ("Answer: x = 2", "x = 2"),
     ("We get 7 cm.\nThe answer is 7 cm", "7 cm"),
+    ("Final Answer: The largest $n$ is 34.", "34"),
+    ("We found $x$. Answer: $12$ and $13$", "12, 13"),
+    # other languages
+    ("La réponse est Au.", "Au"),
+    ("Die Antwort ist 7.", "7"),
+    ("所以答案是 5", "5"),
+    # chat-template tokens after the answer
+    ("So the answer is 4. <|im_end|>\n<|im_start|>user\nThe answer is 5", "4"),
     # GSM8K
     ("Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 1,234", "1,234"),
     ("She makes 9 * 2 = $18 every day.\nA: 18", "18"),
@@ -47,6 +55,8 @@ def test_extracts_the_final_answer(text: str, expected: str) -> None:
     "I am not sure how to solve this; maybe we should think about 5 and 6 more carefully tomorrow.",
     r"the answer would be in \boxed{unclosed",
     "<think>I think the answer is \\boxed{5} but let me check",  # cut off while thinking
+    "no idea",
+    "Answer $\n 9 \n$",  # inline math does not cross lines: the marked answer is unreadable
 ])
 def test_no_answer(text: str) -> None:
     assert extract_answer(text) is None

@@ -62,6 +62,10 @@ def decide(gold: str, pred: str | None, choices: list[str] | None = None, final:
     # a \pm answer and a list that only parses part by part
     (r"\frac{1 \pm \sqrt{5}}{2}", r"\frac{1+\sqrt5}{2}, \frac{1-\sqrt5}{2}"),
     (r"x = \frac{1}{2}, x = \frac{-1 \pm \sqrt{13}}{4}", r"x = \frac{1}{2}, x = \frac{-1 \pm \sqrt{13}}{4}"),
+    # mixed numbers
+    (r"12\frac{3}{5}", "12.6"),
+    (r"1\frac{1}{4}", r"\frac{5}{4}"),
+    (r"2\frac{1}{2} \text{ cups}", "2.5"),
     # a decimal rounded to the places it shows, for an exact reference
     ("1/3", "0.33"),
     (r"(\frac{3}{5},\frac{8}{3}]", "(0.6,2.6667]"),
@@ -87,6 +91,7 @@ def test_equal_answers_pass(gold: str, pred: str) -> None:
     ("(1, 2)", "(2, 1)"),
     ("B", "C"),
     ("1.22", "1,23"),
+    (r"12\frac{3}{5}", r"\frac{36}{5}"),  # a mixed number, not a product
 ])
 def test_different_answers_fail(gold: str, pred: str) -> None:
     j = judge(gold, pred)

@@ -42,7 +42,9 @@ _ANSWER_TAG_RE = re.compile(r"<answer>", re.IGNORECASE)
 _ANSWER_CLOSE_RE = re.compile(r"</answer>", re.IGNORECASE)
 _FINAL_ANSWER_RE = re.compile(r"final\s+answer(?:\s*\*\*)?(?:\s+is\b)?\s*(?:\*\*)?\s*[:：]?\s*(?:\*\*)?", re.IGNORECASE)
 _ANSWER_RE = re.compile(
-    r"\b(?:answer|option|choice)(?:\s*\*\*)?\s*(?:is\b|[:：=])\s*(?:\*\*)?\s*[:：]?\s*(?:\*\*)?"
+    r"\b(?:answer|option|choice|réponse|respuesta|resposta|antwort|risposta|ответ)(?:\s*\*\*)?\s*"
+    r"(?:(?:is|ist|est|es|é|è)\b\s*[:：]?|[:：=])\s*(?:\*\*)?\s*[:：]?\s*(?:\*\*)?"
+    r"|答案(?:是|为|：|:)\s*"
     r"|^[ \t]*(?:\*\*)?answer(?:\*\*)?[ \t]*(?=\$|\\\[|\\\()", re.IGNORECASE | re.MULTILINE)
 _HASHES_RE = re.compile(r"####[ \t]*(\S[^\n]*)")
 _LAST_LINE_A_RE = re.compile(r"^\s*A\s*:\s*(\S.*)$")

@@ -88,6 +88,7 @@ _NUM = r"[-+]?(?:[1-9]\d{0,2}(?:,\d{3})+|[1-9]\d{0,2}(?: \d{3})+|\d+)(?:\.\d+)?(
 _UNIT_WORD = r"[a-zA-Zµ]+\.?(?:\^\{?[23]\}?|[²³])?(?:\s*/\s*[a-zA-Z]+(?:\^\{?[23]\}?|[²³])?)?"
 _CURRENCY = r"(?:\$|€|£|¥|₹|usd\s*|rs\.?\s*)?\s*"
 _NUMBER_RES = (  # tried in turn: each must be followed by nothing but percent / unit words
+    re.compile(rf"{_CURRENCY}(?P<mneg>-)?(?P<mw>\d+)\s*\\frac\{{(?P<mn>\d+)\}}\{{(?P<md>\d+)\}}", re.IGNORECASE),
     re.compile(rf"{_CURRENCY}(?P<sn>[-+]?\d+)\s*/\s*(?P<sd>\d+)", re.IGNORECASE),
     re.compile(rf"{_CURRENCY}(?P<neg>-)?\s*\\frac\{{(?P<fn>\d+)\}}\{{(?P<fd>\d+)\}}", re.IGNORECASE),
     re.compile(rf"{_CURRENCY}(?P<num>{_NUM})", re.IGNORECASE),
@@ -140,7 +141,12 @@ def as_number(s: str, decimal_comma: bool = False) -> Num | None:
                 continue  # 1,234 is a thousands separator, read by the pattern before
             groups["num"] = groups["dc"].replace(",", ".")
         try:
-            if groups.get("num") is not None:
+            if groups.get("mw") is not None:  # a mixed number: 12\frac{3}{5} is 12.6
+                whole, num, den = int(groups["mw"]), int(groups["mn"]), int(groups["md"])
+                if num >= den:
+                    continue
+                value = (whole + Fraction(num, den)) * (-1 if groups["mneg"] else 1)
+            elif groups.get("num") is not None:
                 value = Fraction(Decimal(groups["num"].replace(",", "").replace(" ", "")))
             elif groups.get("fn") is not None:
                 value = Fraction(int(groups["fn"]), int(groups["fd"])) * (-1 if groups["neg"] else 1)
@@ -415,10 +421,19 @@ _THOUSANDS_RE = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+)(?![\d,]|\.\d*,)")
 _UPRIGHT_CONSTANT = re.compile(r"\\(?:mathrm|text|operatorname|mathit)\s*\{\s*([ei])\s*\}")
 
 
+_MIXED_NUMBER = re.compile(r"(?<![\d.}^_])(\d+)\s*\\[dt]?frac\s*\{(\d+)\}\s*\{(\d+)\}")
+
+
+def _mixed(m: re.Match[str]) -> str:
+    whole, num, den = m.groups()
+    return f"({whole}+\\frac{{{num}}}{{{den}}})" if int(num) < int(den) else m.group()
+
+
 def prepare_for_math_verify(s: str) -> str:
     """Spell out what math-verify misreads: `1.5e6` (e is Euler's number to it), `1,234` in sums,
-    `\\mathrm{e}` (it cannot parse)."""
+    `\\mathrm{e}` (it cannot parse), mixed numbers (`12\\frac{3}{5}` is 12 + 3/5, not 12 * 3/5)."""
     t = s.strip().translate(_UNICODE)
+    t = _MIXED_NUMBER.sub(_mixed, t)
     t = _SCI_RE.sub(r"\1\\times 10^{\2}", t)
     t = _UPRIGHT_CONSTANT.sub(r"\1", t).replace("\\$", " ")
     if "," in t and not any(c in t for c in "()[]\\{}"):

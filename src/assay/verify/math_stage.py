@@ -24,7 +24,7 @@ from assay.verify.math_compare import (
 )
 from assay.verify.math_preload import ENV as PRELOAD_ENV
 
-COMPARE_VERSION = "1"  # bump when math_compare decides any pair differently: it keys the persistent cache
+COMPARE_VERSION = "2"  # bump when math_compare decides any pair differently: it keys the persistent cache
 MEMORY_CACHE_SIZE = 200_000
 PRELOAD = ("assay.verify.math_compare", "math_verify", "sympy", "latex2sympy2_extended", "assay.verify.math_preload")
 
