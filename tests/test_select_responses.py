@@ -121,3 +121,21 @@ def test_bad_parameters_are_config_errors(bad: dict[str, Any]) -> None:
 
     with pytest.raises(ConfigError):
         build_stage("select-responses", bad)
+
+
+def test_pass_rate_counts_responses_rejected_earlier(tmp_path) -> None:
+    from assay.config import parse_config
+    from assay.runner.pipeline import Runner
+    from conftest import read_output, write_jsonl
+
+    rec = {"id": "a", "domain": "math", "prompt": "What is 2+2?", "reference": {"answer": "4"},
+           "responses": [{"text": "<think>Two plus two makes four, since adding two more to two gives four.</think>\n\n"
+                                  "So the final answer is \\boxed{4}."},
+                         {"text": "I think it is probably some number, but I am not sure which one it is."}]}
+    write_jsonl(tmp_path / "in.jsonl", [rec])
+    cfg = {"inputs": [str(tmp_path / "in.jsonl")], "workers": 1,
+           "stages": [{"filter": {"expr": "true"}}, {"rules": {"record_sampled": False}}, "select-responses"]}
+    Runner(parse_config(cfg), tmp_path / "run").run()
+    (out,) = read_output(tmp_path / "run")
+    assert out["meta"]["responses_rejected"] == 1
+    assert out["labels"]["pass_rate"] == 0.5

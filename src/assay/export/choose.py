@@ -5,8 +5,9 @@ and write the empirical pass rate, passing / sampled, as a difficulty signal.
 runner removes failing responses as each stage decides, so by this stage a record only carries
 the survivors; the count of what was sampled comes from `meta.sampled`, which the `distill`
 stage sets when it samples and the `rules` stage sets when absent (`record_sampled`), so it is
-right whenever either ran before any response was dropped. Without it, the responses present
-here are taken as the sample (the rate is then the share passing *this* stage's requirements).
+right whenever either ran before any response was dropped. Without it, the sample is the
+responses present plus those earlier stages rejected (`meta.responses_rejected`, counted by
+the runner's decision).
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ class SelectResponses(ResponseCheck):
             meta = rec.get("meta") if isinstance(rec.get("meta"), dict) else {}
             sampled = meta.get("sampled")
             if not isinstance(sampled, int) or isinstance(sampled, bool) or sampled < len(responses):
-                sampled = len(responses)
+                # what is here plus what earlier stages rejected (the runner counts those)
+                sampled = len(responses) + int(meta.get("responses_rejected") or 0)
             if sampled:
                 labels = rec.get("labels") if isinstance(rec.get("labels"), dict) else {}
                 labels[self.pass_rate_label] = round(len(candidates) / sampled, 4)
