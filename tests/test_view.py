@@ -252,3 +252,16 @@ def test_view_of_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     proc = assay("view", str(tmp_path), check=False)
     assert proc.returncode == 2 and "stats.json" in proc.stderr
     assert REPO.exists()
+
+
+def test_parquet_output_is_browsed_through_the_last_stage(tmp_path: Path) -> None:
+    src = REPO / "examples"
+    cfg = tmp_path / "p.yaml"
+    text = (src / "quickstart.yaml").read_text().replace("path: quickstart.jsonl", f"path: {src / 'quickstart.jsonl'}")
+    cfg.write_text(text + "\noutput: {format: parquet}\n")
+    assay("run", str(cfg), "--out", str(tmp_path / "run"), "--quiet")
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    idx = RunIndex(tmp_path / "run").build()
+    cols, _ = idx.snapshot()
+    kept = int((cols["set"] == idx.sets.codes["kept"]).sum())
+    assert kept == stats["output"]["records"]

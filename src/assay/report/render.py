@@ -275,6 +275,9 @@ def _distributions(a: Analysis) -> str:
             f'<p class="muted">before: the {fmt(b.records)} records as read ({fmt(b.responses)} responses); after: the '
             f"{fmt(af.records)} kept records ({fmt(af.responses)} responses). Lengths in tokens: {escape(a.tokens)}."
             "</p><div class='grid2'>"]
+    if not b.records:
+        html.insert(1, "<div class='note'>The records as read are not in the run directory (stages/00-read is "
+                       "gone), so only the kept records are shown.</div>")
     html.append(_numeric_pair("prompt length (tokens)", b.prompt_tokens, af.prompt_tokens, "prompt-tokens"))
     if b.response_tokens.count or af.response_tokens.count:
         html.append(_numeric_pair("response length (tokens)", b.response_tokens, af.response_tokens,
