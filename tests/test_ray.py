@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 
@@ -202,3 +203,54 @@ def test_url_inputs_are_read_through_fsspec(cluster: str, tmp_path: Path) -> Non
     assert [r["id"] for r in read_output(tmp_path / "run")] == [r["id"] for r in rows]
     staged = list((tmp_path / "run" / "inputs").glob("*-in.jsonl"))
     assert len(staged) == 1
+
+
+def near_duplicates(shared_data: Path, n: int = 900) -> list[dict[str, Any]]:
+    """GSM8K questions with planted near-copies (a word changed, a sentence appended) and exact copies."""
+    rows = read_jsonl(shared_data / "gsm8k" / "test.jsonl")[:n]
+    out = []
+    for i, row in enumerate(rows):
+        q = row["question"]
+        out.append({"id": f"q{i}", "domain": "math", "prompt": q})
+        if i % 7 == 0:
+            words = q.split()
+            words[len(words) // 2] = "several"
+            out.append({"id": f"q{i}-edit", "domain": "math", "prompt": " ".join(words)})
+        if i % 11 == 0:
+            out.append({"id": f"q{i}-more", "domain": "math", "prompt": q + " Explain your answer."})
+    return out
+
+
+def test_distributed_lsh_finds_exactly_the_local_candidate_pairs(cluster: str, tmp_path: Path,
+                                                                 shared_data: Path) -> None:
+    from assay.dedup.spill import Parts, Spill
+    from assay.engines.ray_dedup import minhash_candidates
+    from assay.stage import StageContext, build_stage
+
+    stage = build_stage("dedup-minhash", {"threshold": 0.7})
+    stage.setup(StageContext(cache_dir=tmp_path))
+    partial = stage.index_shard(stage.positioned(0, iter(near_duplicates(shared_data))))
+    spill = Spill(tmp_path / "spill")
+    spill.append_ids(partial.ids)
+    for name, arrays in partial.columns.items():
+        for array in arrays:
+            spill.append(name, array)
+    parts = Parts([spill.close().path])
+    a, b, sim = stage.find_pairs(parts)
+    assert len(a) > 100  # the planted copies are found
+    # small blocks: many map tasks and reducers, buckets split across them
+    ca, cb = minhash_candidates(spill.path, parts.n, workers=2, rows_per_block=97)
+    csim = stage.similarity(parts, ca, cb)
+    keep = csim >= stage.threshold
+    assert np.array_equal(ca[keep], a) and np.array_equal(cb[keep], b) and np.allclose(csim[keep], sim)
+
+
+def test_minhash_dedup_on_ray_drops_what_the_local_engine_drops(cluster: str, tmp_path: Path,
+                                                                shared_data: Path) -> None:
+    write_jsonl(tmp_path / "in.jsonl", near_duplicates(shared_data, 600))
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("inputs: [in.jsonl]\nshard_size: 150\nstages:\n  - dedup-minhash: {threshold: 0.7}\n")
+    local, on_ray = run_local(cfg, tmp_path / "local"), run_ray(cfg, tmp_path / "ray")
+    dropped = on_ray["rejected"]["01-dedup-minhash.jsonl"]
+    assert len(dropped) > 50 and all("near-duplicate of" in d["reason"] for d in dropped)
+    assert on_ray == local

@@ -22,8 +22,8 @@ from assay.engines.storage import is_url, stage_inputs
 from assay.runner.pipeline import Planned, Runner, RunResult
 from assay.runner.progress import Hub
 from assay.runner.rundir import StageDir
-from assay.runner.shard import ChainTask, run_chain
-from assay.stage import Stage
+from assay.runner.shard import ChainTask, run_chain, stage_errors
+from assay.stage import GlobalStage, Stage
 
 SHARDS_PER_ACTOR = 2  # a main actor works on one shard and has the next one queued
 ASYNC_SHARDS_IN_FLIGHT = 4  # shards an async actor interleaves (their requests share the limits)
@@ -78,6 +78,16 @@ class RayRunner(Runner):
             yield from shards
         finally:
             engine.release_pool([p.job for p in group])
+
+    def _merge(self, p: Planned, stage: GlobalStage, partials: Iterator[Any]) -> Any:
+        """Global stages with a cluster-wide merge use it (dedup-minhash: distributed LSH)."""
+        from assay.engines.ray_dedup import distributed_merge
+
+        merge = distributed_merge(stage)
+        if merge is None:
+            return super()._merge(p, stage, partials)
+        with stage_errors(stage, -1, []):
+            return merge(stage, partials, self._engine.workers)
 
     def _actor_segment(self, p: Planned, upstream: Iterator[int], prev: StageDir, engine: Any, *,
                        is_async: bool) -> Iterator[int]:
