@@ -120,6 +120,7 @@ class RunIndex:
         self.lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._frozen: dict[str, np.ndarray] | None = None
+        self._frozen_posts: dict[str, np.ndarray] | None = None
 
     # ---- building ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -146,6 +147,7 @@ class RunIndex:
         finally:
             with self.lock:
                 self._frozen = {name: _np(arr) for name, arr in vars(self.cols).items()}
+                self._frozen_posts = {k: _np(v) for k, v in self.postings.items()}
                 self.progress.seconds = time.perf_counter() - started
                 self.progress.done = True
 
@@ -218,8 +220,10 @@ class RunIndex:
     def snapshot(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Columns and postings as numpy arrays (copies while indexing goes on)."""
         with self.lock:
-            cols = self._frozen if self._frozen is not None else {n: _np(a) for n, a in vars(self.cols).items()}
-            posts = {k: np.frombuffer(v, dtype=np.uint32).copy() for k, v in self.postings.items()}
+            if self._frozen is not None and self._frozen_posts is not None:
+                return self._frozen, self._frozen_posts
+            cols = {n: _np(a) for n, a in vars(self.cols).items()}
+            posts = {k: _np(v) for k, v in self.postings.items()}
         return cols, posts
 
     def mask(self, query: Query, cols: dict[str, np.ndarray], posts: dict[str, np.ndarray]) -> np.ndarray:
