@@ -135,7 +135,8 @@ def _from_final(final: str) -> tuple[str | None, bool]:
             return last, True
     if _looks_like_bare_answer(final):
         return final, True
-    return None, final_phrase is not None or bool(weak)
+    # a box that never closes (or is too long to be an answer) still marks where the answer was meant to be
+    return None, final_phrase is not None or bool(weak) or _BOX_RE.search(final) is not None
 
 
 def _looks_like_bare_answer(final: str) -> bool:
