@@ -10,6 +10,7 @@ failure can show what the program returned.
 from __future__ import annotations
 
 import ast
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,7 +92,7 @@ def split_assert_code(code: str, entry_point: str | None = None) -> list[dict[st
     if not any(u["case"] for u in units):
         defines_check = any(isinstance(s, ast.FunctionDef) and s.name == "check" for s in tree.body)
         if defines_check and entry_point:
-            units.append({"code": f"check({entry_point})", "line": len(lines) + 1, "case": True})
+            units.append({"code": f"check({entry_point})", "line": len(code.splitlines()) + 1, "case": True})
         elif units:
             units[-1]["case"] = True
         else:
@@ -118,16 +119,20 @@ def program_parts(code: str, record: Record, kind: str) -> list[dict[str, Any]]:
     starter = (record.get("meta") or {}).get("starter_code")
     if not isinstance(starter, str) or not starter.strip():
         return [{"code": code}]
-    if not _parses(code) and _parses(starter + code):
-        return [{"code": starter + code}]
+    if not _parses(code):
+        joined = starter if starter.endswith("\n") else starter + "\n"
+        for body in (code, textwrap.indent(code, "    ")):  # a function body, indented or not
+            if _parses(joined + body):
+                return [{"code": joined + body}]
     if _parses(starter) and starter.strip() not in code:
         return [{"code": starter, "optional": True}, {"code": code}]
     return [{"code": code}]
 
 
 def _parses(code: str) -> bool:
+    """The code compiles (ast.parse alone accepts `return` outside a function)."""
     try:
-        ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        compile(code, "<candidate>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, OverflowError, RecursionError, MemoryError):
         return False
     return True
