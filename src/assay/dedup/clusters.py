@@ -28,10 +28,11 @@ import numpy as np
 from pydantic import PrivateAttr
 
 from assay.dedup.spill import Parts, Spill
-from assay.record import Record, Verdict, has_reference, prompt_text, reference
+from assay.record import Record, Verdict, checks_of, has_reference, prompt_text, reference
 from assay.stage import GlobalStage
 
 Position = tuple[int, int]
+_UNIQUE = Verdict(True, None, "unique")
 
 
 def _hash64(texts: Iterable[str]) -> np.ndarray:
@@ -124,8 +125,9 @@ class ClusterDedup(GlobalStage):
         batch: list[Record] = []
         shards: list[int] = []
         ordinals: list[int] = []
+        private = self.__pydantic_private__ or {}  # `self.position`, without pydantic's per-access cost
         for rec in records:
-            shard, ordinal = self.position
+            shard, ordinal = private.get("_position", (0, 0))
             shards.append(shard)
             ordinals.append(ordinal)
             batch.append(rec)
@@ -208,15 +210,23 @@ class ClusterDedup(GlobalStage):
         return state
 
     # ---- decide ---------------------------------------------------------------------------
+    def decide_batch(self, records: list[Record], state: DedupState, start: Position = (0, 0)) -> None:
+        shard, base = start
+        key = self.key
+        for k, rec in enumerate(records):
+            checks_of(rec)[key] = self.decide_at((shard, base + k), state).to_dict()
+
     def decide(self, record: Record, state: DedupState) -> Verdict:
-        pos = self.position
+        return self.decide_at(self.position, state)
+
+    def decide_at(self, pos: Position, state: DedupState) -> Verdict:
         hit = state.removed.get(pos)
         if hit is not None:
             self._count("duplicates")
             return self._removed_verdict(*hit)
         size = state.kept.get(pos)
         if size is None:
-            return Verdict(True, None, "unique")
+            return _UNIQUE
         self._count("clusters")
         return Verdict(True, None, f"kept: best of a cluster of {size}", details={"cluster_size": size})
 

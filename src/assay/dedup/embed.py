@@ -26,7 +26,7 @@ from assay.errors import ConfigError
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {None, "", "default", "minilm", DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 _LOOKUP_CHUNK = 900  # SQLite variables per query
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"
 
 
 def resolve_model(model: str | None) -> Path:
@@ -199,9 +199,11 @@ class Embedder:
         """Embed without the cache: L2-normalised float32 rounded through float16."""
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        vecs = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=False)
-        return np.asarray(vecs, dtype=np.float32).astype(np.float16).astype(np.float32)
+        vecs = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
+        vecs = np.asarray(vecs, dtype=np.float32)
+        # normalise in float32: a bf16 model's own normalisation is off by up to 0.3%
+        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        return vecs.astype(np.float16).astype(np.float32)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) float32 unit vectors; each distinct text is embedded once, ever."""

@@ -8,6 +8,9 @@ hashes are rolled from word hashes. Hashes are stable across processes and runs 
 
 from __future__ import annotations
 
+import string
+import unicodedata
+
 import numpy as np
 
 from assay.dedup.text import shingle_text
@@ -15,19 +18,6 @@ from assay.dedup.text import shingle_text
 _U64 = np.uint64
 _GOLDEN = _U64(0x9E3779B97F4A7C15)
 _PRIME = 1099511628211  # FNV prime: the base of the polynomial byte hash
-_MAX_WORD = 64  # bytes of a word that count towards its hash
-
-
-def _powers(base: int, n: int) -> np.ndarray:
-    out = np.empty(n, dtype=np.uint64)
-    acc = 1
-    for i in range(n):
-        out[i] = acc
-        acc = (acc * base) & 0xFFFFFFFFFFFFFFFF
-    return out
-
-
-_BYTE_POWERS = _powers(_PRIME, _MAX_WORD)
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
@@ -93,33 +83,66 @@ def roll_ngrams(units: np.ndarray, unit_off: np.ndarray, n: int) -> tuple[np.nda
     return mix64(h), _offsets(counts)
 
 
+_CHUNK_BYTES = 1 << 20  # hash about this much text at a time (keeps the arrays in cache)
+
+
+class _Powers:
+    """P**i and P**-i (mod 2**64) for i < n, grown on demand: a word's polynomial hash is then a
+    difference of prefix sums, with no per-byte position arithmetic."""
+
+    def __init__(self, base: int):
+        self.base = base
+        self.inverse = pow(base, -1, 1 << 64)
+        self.up = np.ones(1, dtype=np.uint64)
+        self.down = np.ones(1, dtype=np.uint64)
+
+    def get(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.up) < n:
+            size = max(n, 2 * len(self.up), 2 * _CHUNK_BYTES)
+            one = np.ones(1, dtype=np.uint64)
+            with np.errstate(over="ignore"):
+                self.up = np.concatenate((one, np.cumprod(np.full(size - 1, self.base, dtype=np.uint64))))
+                self.down = np.concatenate((one, np.cumprod(np.full(size - 1, self.inverse, dtype=np.uint64))))
+        return self.up[:n], self.down[:n]
+
+
+_POWERS = _Powers(_PRIME)
+_BYTE_MAP = np.arange(256, dtype=np.uint8)
+_BYTE_MAP[[ord(c) for c in string.punctuation]] = 32  # the same view as text.shingle_text
+
+
 def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Hashes of the normalised words of each text: (flat uint64 hashes, offsets per text)."""
-    joined = "\x00".join(shingle_text(t) for t in texts).encode("utf-8")
-    buf = np.frombuffer(joined, dtype=np.uint8)
+    hashes: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    start, size = 0, 0
+    for i, t in enumerate(texts):
+        size += len(t)
+        if size >= _CHUNK_BYTES or i == len(texts) - 1:
+            h, off = _word_hashes(texts[start : i + 1])
+            hashes.append(h)
+            counts.append(np.diff(off))
+            start, size = i + 1, 0
+    if not hashes:
+        return np.empty(0, dtype=np.uint64), np.zeros(len(texts) + 1, dtype=np.int64)
+    return np.concatenate(hashes), _offsets(np.concatenate(counts))
+
+
+def _word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    # one normalisation call for the whole chunk: NFKC, lower case, ASCII punctuation -> space
+    joined = unicodedata.normalize("NFKC", "\x00".join(texts)).lower().encode("utf-8")
+    buf = _BYTE_MAP[np.frombuffer(joined, dtype=np.uint8)]
     if not len(buf):
         return np.empty(0, dtype=np.uint64), np.zeros(len(texts) + 1, dtype=np.int64)
     inword = buf > 32  # spaces, controls and the \x00 document separator split words
-    prev = np.concatenate(([False], inword[:-1]))
-    nxt = np.concatenate((inword[1:], [False]))
-    starts = np.flatnonzero(inword & ~prev)
-    ends = np.flatnonzero(inword & ~nxt) + 1
-    marks = np.zeros(len(buf), dtype=np.int64)
-    marks[starts] = starts
-    pos = np.minimum(np.arange(len(buf)) - np.maximum.accumulate(marks), _MAX_WORD - 1)
+    edges = np.flatnonzero(np.diff(inword.view(np.int8), prepend=0, append=0))
+    starts, ends = edges[0::2], edges[1::2]
+    up, down = _POWERS.get(len(buf) + 1)
     with np.errstate(over="ignore"):
-        vals = buf.astype(np.uint64) * _BYTE_POWERS[pos]
-        vals[~inword] = 0
-        if len(starts):
-            bounds = np.empty(2 * len(starts), dtype=np.int64)
-            bounds[0::2] = starts
-            bounds[1::2] = ends
-            if bounds[-1] >= len(buf):
-                bounds = bounds[:-1]
-            wh = np.add.reduceat(vals, bounds)[0::2]
-            wh = mix64(wh + (ends - starts).astype(np.uint64))
-        else:
-            wh = np.empty(0, dtype=np.uint64)
+        prefix = np.zeros(len(buf) + 1, dtype=np.uint64)
+        np.cumsum(buf * up[1:], out=prefix[1:])  # wrapping arithmetic mod 2**64
+        wh = (prefix[ends] - prefix[starts]) * down[starts]
+        wh = mix64(wh + (ends - starts).astype(np.uint64))
     seps = np.flatnonzero(buf == 0)
     doc_bounds = np.concatenate(([0], seps, [len(buf)]))
     return wh, np.searchsorted(starts, doc_bounds).astype(np.int64)

@@ -70,7 +70,8 @@ def strip_diagrams(text: str) -> str:
 def words(text: str) -> list[str]:
     """Lower-case words and numbers (punctuation, LaTeX braces and backslashes and diagrams
     dropped; single letters read as `x`, so `p(x)` and `q(t)` match)."""
-    text = _FORMAT_CMDS.sub(" ", _canonical_latex(rename_variables(strip_diagrams(text)))).casefold()
+    text = rename_variables(strip_diagrams(strip_instructions(text)))
+    text = _FORMAT_CMDS.sub(" ", _canonical_latex(text)).casefold()
     return ["x" if len(w) == 1 and w.isalpha() else w for w in _WORD.findall(text)]
 
 
@@ -115,10 +116,12 @@ def plain(text: str) -> str:
 _MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\[(.+?)\\\]|\\\((.+?)\\\)", re.S)
 _MATH_LETTER = re.compile(r"(\\[a-zA-Z]+)|[a-zA-Z]")
 _TEXT_ARG = re.compile(r"\\(?:text|textbf|textit|mathrm|mbox|operatorname)\s*\{[^{}]*\}")
-# Outside math mode: a lone letter next to an operator, digit or bracket (`f(x)`, `3x`, `x - 2`),
+# Outside math mode: a lone letter touching an operator, digit or bracket (`f(x)`, `3x`, `x-2`) or
+# spaced from an operator (`x - 2`, `= b`); not an article before a number (`a 9-km walk`) and
 # not a plural after a number (`0s`, `1990s`).
-_PLAIN_LETTER = re.compile(r"(?<![A-Za-z\\])[a-zA-Z](?=\s*[()+\-*/^=<>0-9])"
-                           r"|(?<=[()+\-*/^=<>0-9])\s*(?!s\b)[a-zA-Z](?![A-Za-z])")
+_PLAIN_LETTER = re.compile(r"(?<![A-Za-z\\])[a-zA-Z](?=[()+\-*/^=<>0-9]|\s+[+\-*/^=<>](?![a-zA-Z]))"
+                           r"|(?<=[()+\-*/^=<>0-9])(?!s\b)[a-zA-Z](?![A-Za-z])"
+                           r"|(?<=[+\-*/^=<>] )[a-zA-Z](?![A-Za-z])")
 
 
 def rename_variables(text: str) -> str:
@@ -138,6 +141,22 @@ def rename_variables(text: str) -> str:
     return _PLAIN_LETTER.sub("x", _MATH_SPAN.sub(in_math, text))
 
 
+# Answer-format instructions that prompt templates append to any problem (DeepSeek-R1, OpenR1, ...).
+_INSTRUCTIONS = re.compile(
+    r"(?:please\s+)?reason\s+step\s+by\s+step,?\s*(?:and\s+)?put\s+your\s+final\s+answer\s+within\s+\\boxed\{\}\.?"
+    r"|return\s+your\s+final\s+response\s+within\s+\\boxed\{\}\.?"
+    r"|put\s+(?:your|the)\s+final\s+answer\s+(?:with)?in\s+\\boxed\{\}\.?"
+    r"|let'?s\s+think\s+step\s+by\s+step\.?",
+    re.IGNORECASE,
+)
+
+
+def strip_instructions(text: str) -> str:
+    """Drop stock answer-format instructions, which say nothing about the problem itself."""
+    return _INSTRUCTIONS.sub(" ", text) if "boxed" in text or "step by step" in text.lower() else text
+
+
 def embedding_view(text: str) -> str:
-    """The text an embedding model should compare: no diagrams, variables renamed, plain LaTeX."""
-    return plain(rename_variables(strip_diagrams(text)))
+    """The text an embedding model should compare: no diagrams or stock instructions, variables
+    renamed, plain LaTeX."""
+    return plain(rename_variables(strip_diagrams(strip_instructions(text))))
