@@ -127,8 +127,8 @@ def _summary(idx: RunIndex, row: int, cols: dict[str, np.ndarray]) -> dict[str, 
     return {"row": row, "id": holder.get("id"), "set": idx.sets.names[int(cols["set"][row])],
             "kind": KIND_NAMES[kind], "reason": reason, "code": idx.reasons.names[int(cols["reason"][row])],
             "source": holder.get("source"), "domain": holder.get("domain"),
-            "responses": int(cols["responses"][row]), "prompt": prompt[:240],
-            "response": str(resp.get("text") or "")[:200] if resp is not None else None,
+            "responses": int(cols["responses"][row]), "prompt": prompt[:180],
+            "response": str(resp.get("text") or "")[:160] if resp is not None else None,
             "index": item.get("index") if kind == 2 else None,
             "file": idx.files[int(cols["file"][row])].rel, "line": int(cols["line"][row])}
 
