@@ -50,7 +50,9 @@ demo: install
 	$(VENV)/bin/assay run examples/quickstart.yaml --out runs/quickstart
 	@echo
 	@echo "results: runs/quickstart/output (kept), runs/quickstart/rejected (dropped, with reasons),"
-	@echo "         runs/quickstart/stats.json (counts); look at records with: $(VENV)/bin/assay show runs/quickstart"
+	@echo "         runs/quickstart/stats.json (counts), runs/quickstart/report.html (the report),"
+	@echo "         runs/quickstart/sft.jsonl (the SFT dataset) and its card runs/quickstart/README.md"
+	@echo "browse:  $(VENV)/bin/assay view runs/quickstart    or: $(VENV)/bin/assay show runs/quickstart"
 
 test: install
 	$(VENV)/bin/ruff check src tests bench

