@@ -53,7 +53,8 @@ class TeacherConfig(BaseModel):
     local_ctx: int = Field(4096, ge=256, description="context size of the local server")
     local_threads: int | None = Field(None, ge=1, description="CPU threads of the local server (default: half "
                                          "the cores)")
-    timeout: float = Field(600.0, gt=0, description="seconds one request may take, body included")
+    timeout: float = Field(1800.0, gt=0, description="seconds one request may take, body included (long "
+                           "reasoning at 30 tokens/s takes many minutes)")
     concurrency: int | None = Field(None, ge=1, description="requests in flight at once (default 64, 2 with local)")
     rpm: float | None = Field(None, gt=0, description="requests per minute limit")
     tpm: float | None = Field(None, gt=0, description="tokens per minute limit (prompt estimate + max_tokens)")

@@ -41,6 +41,9 @@ class Distill(LLMStage):
     seed: int = Field(0, description="mixed into every request's seed: change it to draw new samples")
 
     # ---- requests --------------------------------------------------------------------------
+    def requests_per_record(self) -> int:
+        return self.n
+
     def effective_max_tokens(self) -> int:
         if self.max_tokens is not None:
             return self.max_tokens

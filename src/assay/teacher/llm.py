@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -58,7 +60,6 @@ class LLMStage(Stage):
 
     execution: ClassVar[Execution] = "async"
     batch_size: ClassVar[int] = 16
-    chunks_in_flight: ClassVar[int] = 8
 
     teacher: TeacherConfig = Field(default_factory=TeacherConfig,
                                    description="the endpoint: base_url, model, api_key_env, local, timeout, "
@@ -67,11 +68,23 @@ class LLMStage(Stage):
     _server: local_server.LocalServer | None = PrivateAttr(default=None)
     _client: TeacherClient | None = PrivateAttr(default=None)
     _cache: RequestCache | None = PrivateAttr(default=None)
+    _counts: Counter[str] = PrivateAttr(default_factory=Counter)
 
     # ---- what subclasses may override ------------------------------------------------------
     def uses_teacher(self) -> bool:
         """False for a configuration that needs no endpoint (a rule or local-model backend)."""
         return True
+
+    def requests_per_record(self) -> int:
+        """About how many requests one record makes (sizes the work kept in flight)."""
+        return 1
+
+    @property
+    def chunks_in_flight(self) -> int:
+        """Chunks the runner keeps in flight: enough queued requests for twice the concurrency, so
+        the server stays busy while the oldest chunk waits for its slowest request."""
+        per_chunk = max(1, self.batch_size * self.requests_per_record())
+        return max(4, math.ceil(2 * self.teacher.max_concurrency / per_chunk))
 
     # ---- lifecycle -------------------------------------------------------------------------
     # The local server is started on the first request that is not in the cache (in the runner's
@@ -134,7 +147,13 @@ class LLMStage(Stage):
         return await self.client().complete_many(requests)
 
     def stats(self) -> dict[str, Any]:
-        return self._client.stats.take() if self._client is not None else {}
+        """The client's counters (requests sent / cached / failed, tokens, cost, latency histogram)
+        and the stage's own (`_counts`), since the last call."""
+        out = self._client.stats.take() if self._client is not None else {}
+        if self._counts:
+            out.update(self._counts)
+            self._counts.clear()
+        return out
 
 
 class LLMCheck(LLMStage):
@@ -167,6 +186,9 @@ class LLMCheck(LLMStage):
     def precheck(self, record: Record, response: Response | None) -> Verdict | None:
         """A verdict that needs no model (nothing to judge, say); None sends the request."""
         return None
+
+    def requests_per_record(self) -> int:
+        return 1 if self.level == "record" else 4
 
     def targets(self, record: Record) -> list[Response | None]:
         """What gets one request each: the responses, or [None] for the record itself."""
@@ -225,6 +247,8 @@ class LLMCheck(LLMStage):
                 problems.append(str(exc))
             except (KeyError, TypeError, ValueError) as exc:
                 problems.append(f"{type(exc).__name__}: {exc}")
+            self._counts["reasked"] += attempt < self.parse_retries
+        self._counts["unparseable"] += 1
         return self.failed(f"unparseable output after {len(problems)} tries: {problems[-1][:200]}", "unparseable",
                            {"retry": False})
 
