@@ -99,6 +99,7 @@ def test_cost_from_the_price_table_and_cache_stats_cli(tmp_path: Path, cache_dir
     (model,) = stats["models"]
     assert model["model"] == "fault" and model["prompt_tokens"] == tokens_in
     assert model["completion_tokens"] == tokens_out and model["cost"] == pytest.approx(want)
+    assert 0 < model["latency_p50"] <= model["latency_p99"] and model["tokens_per_s"] > 0
     table = assay("cache", "stats").stdout
     assert "fault" in table and "5 answered requests, 5 cache hits" in table
 

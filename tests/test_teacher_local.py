@@ -115,6 +115,16 @@ def test_judge_reward_and_safety_with_the_local_teacher(shared_data: Path, tmp_p
     stats = json.loads((run1 / "stats.json").read_text())
     assert all(st["metrics"]["failed"] == 0 and st["metrics"]["answered"] > 0 for st in stats["stages"])
 
+    # judge alone on a file (`assay apply`), same parameters: answered from the cache
+    distilled = sorted((run1 / "stages" / "01-distill" / "shards").glob("*.jsonl"))
+    hits = json.loads(assay("cache", "stats", "--json").stdout)["hits"]
+    out = tmp_path / "judged.jsonl"
+    assay("apply", "judge", str(distilled[0]), str(out), "--set", "teacher.local=true", "--set", "rubric=correctness",
+          "--set", "max_tokens=96")
+    assert [r["responses"][0]["checks"]["judge"] for r in read_jsonl(out)] == \
+           [r["responses"][0]["checks"]["judge"] for r in records]
+    assert json.loads(assay("cache", "stats", "--json").stdout)["hits"] == hits + 2
+
     # the same pipeline in a new run directory: every answer comes from the cache, no server starts
     run2 = tmp_path / "run2"
     assay("run", str(cfg), "--out", str(run2), "-q")

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS responses (
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     cost REAL NOT NULL DEFAULT 0,
     hits INTEGER NOT NULL DEFAULT 0,
+    latency REAL,
     body BLOB NOT NULL
 )
 """
@@ -60,6 +61,9 @@ class RequestCache:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute(SCHEMA)
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(responses)")}
+        if "latency" not in columns:  # a cache written by an earlier version
+            self.db.execute("ALTER TABLE responses ADD COLUMN latency REAL")
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Completion]:
         """The cached answers among `keys` (and count them as hits)."""
@@ -79,14 +83,15 @@ class RequestCache:
     def get(self, key: str) -> Completion | None:
         return self.get_many([key]).get(key)
 
-    def put(self, key: str, model: str, completion: Completion, cost: float = 0.0) -> bool:
+    def put(self, key: str, model: str, completion: Completion, cost: float = 0.0,
+            latency: float | None = None) -> bool:
         """Store an answer; False when the key was already there (it is never stored twice)."""
         usage = completion.get("usage") or {}
         cur = self.db.execute(
-            "INSERT OR IGNORE INTO responses (key, model, created, prompt_tokens, completion_tokens, cost, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO responses (key, model, created, prompt_tokens, completion_tokens, cost, latency, "
+            "body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (key, model, time.time(),
-             int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), float(cost),
+             int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), float(cost), latency,
              zlib.compress(orjson.dumps(completion), 1)),
         )
         return cur.rowcount == 1
@@ -103,6 +108,15 @@ class RequestCache:
             "SUM(cost * hits), SUM(LENGTH(body)) FROM responses GROUP BY model ORDER BY model").fetchall()
         models = [ModelSummary(model=m, entries=n, hits=h or 0, prompt_tokens=pt or 0, completion_tokens=ct or 0,
                                cost=c or 0.0, saved=s or 0.0, body_bytes=b or 0) for m, n, h, pt, ct, c, s, b in rows]
+        for m in models:
+            lat = [x for (x,) in self.db.execute(
+                "SELECT latency FROM responses WHERE model = ? AND latency IS NOT NULL ORDER BY latency", (m.model,))]
+            if lat:
+                m.latency_p50, m.latency_p90, m.latency_p99 = (lat[min(len(lat) - 1, int(q * len(lat)))]
+                                                               for q in (0.5, 0.9, 0.99))
+                timed = self.db.execute("SELECT SUM(completion_tokens), SUM(latency) FROM responses WHERE model = ? "
+                                        "AND latency > 0", (m.model,)).fetchone()
+                m.tokens_per_s = timed[0] / timed[1] if timed[1] else None
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
         return CacheSummary(path=self.path, size_bytes=size, models=models)
 
@@ -123,6 +137,10 @@ class ModelSummary:
     cost: float  # what the cached answers cost when they were first paid for
     saved: float  # what the hits would have cost
     body_bytes: int
+    latency_p50: float | None = None  # seconds per answered request
+    latency_p90: float | None = None
+    latency_p99: float | None = None
+    tokens_per_s: float | None = None  # completion tokens per second of one request (its decode speed)
 
 
 @dataclass

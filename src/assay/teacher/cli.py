@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from assay.errors import AssayError
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 def _friendly(fn):  # type: ignore[no-untyped-def]
@@ -61,11 +62,14 @@ def cache_stats(cache_dir: str | None, as_json: bool) -> None:
                 "models": [m.__dict__ for m in s.models]}, indent=2))
             return
         table = Table(title=f"request cache: {s.path} ({s.size_bytes / 1e6:.1f} MB)", title_justify="left")
-        for col in ("model", "entries", "hits", "tokens in", "tokens out", "cost (USD)", "saved by hits (USD)"):
+        for col in ("model", "entries", "hits", "tokens in", "tokens out", "cost $", "saved $",
+                    "latency p50/p90/p99 s", "tokens/s"):
             table.add_column(col, justify="left" if col == "model" else "right")
         for m in s.models:
+            lat = "/".join(f"{x:.2f}" for x in (m.latency_p50, m.latency_p90, m.latency_p99) if x is not None)
             table.add_row(m.model, f"{m.entries:,}", f"{m.hits:,}", f"{m.prompt_tokens:,}",
-                          f"{m.completion_tokens:,}", f"{m.cost:.4f}", f"{m.saved:.4f}")
+                          f"{m.completion_tokens:,}", f"{m.cost:.4f}", f"{m.saved:.4f}", lat or "-",
+                          f"{m.tokens_per_s:.1f}" if m.tokens_per_s else "-")
         console.print(table)
         console.print(f"{s.entries:,} answered requests, {s.hits:,} cache hits")
 

@@ -161,7 +161,7 @@ class TeacherClient:
         while True:
             attempt += 1
             try:
-                completion = await self._send(body, tokens)
+                completion, latency = await self._send(body, tokens)
             except _Attempt as exc:
                 self.stats.errors[exc.kind] += 1
                 if not exc.retry or attempt > cfg.max_retries:
@@ -181,7 +181,7 @@ class TeacherClient:
             self._down = 0
             self._ever_answered = True
             if self.cache is not None:
-                self.cache.put(req.key, self.model, completion, self._cost(completion))
+                self.cache.put(req.key, self.model, completion, self._cost(completion), latency)
             return completion
 
     def _backoff(self, attempt: int) -> float:
@@ -198,7 +198,7 @@ class TeacherClient:
         u = c["usage"]
         return self.price.cost(u["prompt_tokens"], u["completion_tokens"])
 
-    async def _send(self, body: dict[str, Any], tokens: float) -> Completion:
+    async def _send(self, body: dict[str, Any], tokens: float) -> tuple[Completion, float]:
         import openai
 
         await self._pause.wait()
@@ -236,7 +236,7 @@ class TeacherClient:
         st.observe_latency(latency)
         if self._tpm is not None and (usage["prompt_tokens"] or usage["completion_tokens"]):
             self._tpm.adjust(tokens - usage["prompt_tokens"] - usage["completion_tokens"])
-        return completion
+        return completion, latency
 
     def _status_error(self, exc: Any) -> _Attempt:
         code = exc.status_code
