@@ -36,8 +36,8 @@ VOLATILE = {"seconds", "wall_seconds", "records_per_s", "metrics", "workers"}
 def cluster() -> Any:
     """One small local cluster for the module: the machine is shared, Ray is not light."""
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2, log_to_driver=False,
-                 logging_level="warning")
+        ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2,
+                 log_to_driver=False, logging_level="warning")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -64,8 +64,8 @@ def run_local(cfg_path: Path, out: Path) -> dict[str, Any]:
     return snapshot(out)
 
 
-def run_ray(cfg_path: Path, out: Path) -> dict[str, Any]:
-    RayRunner(load_config(cfg_path), out, engine=RayEngine()).run()
+def run_ray(cfg_path: Path, out: Path, pool: str = "tasks") -> dict[str, Any]:
+    RayRunner(load_config(cfg_path), out, engine=RayEngine(pool=pool)).run()
     return snapshot(out)
 
 
@@ -245,12 +245,15 @@ def test_distributed_lsh_finds_exactly_the_local_candidate_pairs(cluster: str, t
     assert np.array_equal(ca[keep], a) and np.array_equal(cb[keep], b) and np.allclose(csim[keep], sim)
 
 
-def test_minhash_dedup_on_ray_drops_what_the_local_engine_drops(cluster: str, tmp_path: Path,
-                                                                shared_data: Path) -> None:
+@pytest.mark.parametrize("pool", ["tasks", "data"])
+def test_minhash_dedup_on_ray_drops_what_the_local_engine_drops(cluster: str, tmp_path: Path, shared_data: Path,
+                                                                pool: str) -> None:
+    """Both forms of per-record segments: streamed Ray tasks, and Ray Data map_batches."""
     write_jsonl(tmp_path / "in.jsonl", near_duplicates(shared_data, 600))
     cfg = tmp_path / "p.yaml"
-    cfg.write_text("inputs: [in.jsonl]\nshard_size: 150\nstages:\n  - dedup-minhash: {threshold: 0.7}\n")
-    local, on_ray = run_local(cfg, tmp_path / "local"), run_ray(cfg, tmp_path / "ray")
-    dropped = on_ray["rejected"]["01-dedup-minhash.jsonl"]
+    cfg.write_text("inputs: [in.jsonl]\nshard_size: 150\nstages:\n  - collect\n  - sample: {fraction: 0.9}\n"
+                   "  - dedup-minhash: {threshold: 0.7}\n")
+    local, on_ray = run_local(cfg, tmp_path / "local"), run_ray(cfg, tmp_path / "ray", pool)
+    dropped = on_ray["rejected"]["03-dedup-minhash.jsonl"]
     assert len(dropped) > 50 and all("near-duplicate of" in d["reason"] for d in dropped)
     assert on_ray == local

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -146,8 +147,14 @@ class RayEngine(Engine):
     name = "ray"
 
     def __init__(self, address: str | None = None, workers: int | None = None, hub: Hub | None = None, *,
-                 max_retries: int = DEFAULT_RETRIES, object_store_memory: int | None = None):
+                 max_retries: int = DEFAULT_RETRIES, object_store_memory: int | None = None,
+                 pool: str | None = None):
         import ray
+
+        # per-record segments: "tasks" (streamed shard by shard) or "data" (a Ray Data pipeline each)
+        self.pool = (pool or os.environ.get("ASSAY_RAY_POOL") or "tasks").lower()
+        if self.pool not in ("tasks", "data"):
+            raise ConfigError(f"ASSAY_RAY_POOL must be tasks or data, got {self.pool!r}")
 
         from assay.engines.ray_runner import RayRunner
         from assay.engines.ray_tasks import ProgressSink, run_shard_task
@@ -163,10 +170,12 @@ class RayEngine(Engine):
             level = quiet.level
             quiet.setLevel(logging.ERROR)  # Ray's start-up notices are not the user's business
             try:
+                address = address or os.environ.get("RAY_ADDRESS") or None
                 if address:
                     ray.init(address=address, **opts)
-                else:  # a private local cluster for this run
-                    ray.init(num_cpus=workers, object_store_memory=object_store_memory or LOCAL_OBJECT_STORE, **opts)
+                else:  # a private local cluster for this run (never a stale one found on disk)
+                    ray.init(address="local", num_cpus=workers,
+                             object_store_memory=object_store_memory or LOCAL_OBJECT_STORE, **opts)
                 self._owns_cluster = True  # connected here: disconnect (and stop a local cluster) at close
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = f"at {address!r}" if address else "locally"
@@ -178,8 +187,8 @@ class RayEngine(Engine):
         self.cluster_gpus = float(res.get("GPU", 0.0))
         self.workers = max(1, int(workers or self.cluster_cpus))
         self.run_id = uuid.uuid4().hex
-        self._sink_name = f"assay-progress-{self.run_id}"
-        self._sink = ray.remote(num_cpus=0)(ProgressSink).options(name=self._sink_name).remote()
+        self.sink_name = f"assay-progress-{self.run_id}"
+        self._sink = ray.remote(num_cpus=0)(ProgressSink).options(name=self.sink_name).remote()
         self._task = ray.remote(run_shard_task)
         self._pools: dict[tuple[str, ...], ActorGroup] = {}
         self._groups: list[ActorGroup] = []
@@ -195,7 +204,7 @@ class RayEngine(Engine):
         if any(c.loads_model for c in classes):
             return self.model_pool(jobs, res).call("run", fn, task)
         ref = self._task.options(max_retries=self.max_retries, retry_exceptions=False, **res.options()).remote(
-            fn, task, self._sink_name, self.run_id)
+            fn, task, self.sink_name, self.run_id)
         return as_future(ref)
 
     def fit(self, res: Resources, what: str) -> Resources:
@@ -212,7 +221,7 @@ class RayEngine(Engine):
         import ray
 
         return ray.remote(cls).options(max_restarts=self.max_retries, max_task_retries=self.max_retries,
-                                       **res.options(), **options).remote(self.run_id, self._sink_name, *args)
+                                       **res.options(), **options).remote(self.run_id, self.sink_name, *args)
 
     def model_pool(self, jobs: list[Any], res: Resources) -> ActorGroup:
         """Actors for a chain with a model stage: as many as the cluster fits, always leaving a
@@ -222,16 +231,19 @@ class RayEngine(Engine):
         key = tuple(j.fp for j in jobs)
         pool = self._pools.get(key)
         if pool is None:
-            if res.num_gpus:
-                n = int(self.cluster_gpus // res.num_gpus)
-            else:
-                spare = max(0.0, self.cluster_cpus - 1)
-                n = int(spare // res.num_cpus) if res.num_cpus else self.workers
-            n = max(1, min(n, self.workers))
+            n = self.model_pool_size(res)
             cpus = min(res.num_cpus, max(0.0, self.cluster_cpus - 1) / n)
             actor_res = Resources(cpus, res.num_gpus, res.memory)
             pool = self._pools[key] = ActorGroup([self._actor(ChainWorker, actor_res) for _ in range(n)])
         return pool
+
+    def model_pool_size(self, res: Resources) -> int:
+        if res.num_gpus:
+            n = int(self.cluster_gpus // res.num_gpus)
+        else:
+            spare = max(0.0, self.cluster_cpus - 1)
+            n = int(spare // res.num_cpus) if res.num_cpus else self.workers
+        return max(1, min(n, self.workers))
 
     def release_pool(self, jobs: list[Any]) -> None:
         """Free a segment's model actors (and their CPUs/GPUs) once it has finished."""

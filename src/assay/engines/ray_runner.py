@@ -72,6 +72,26 @@ class RayRunner(Runner):
             return self._releasing(super()._segment(kind, group, upstream, prev, engine, started), engine, group)
         return super()._segment(kind, group, upstream, prev, engine, started)
 
+    def _pool_segment(self, group: list[Planned], upstream: Iterator[int], prev: StageDir, engine: Any,
+                      started: list[Stage], state_path: Path | None = None) -> Iterator[int]:
+        if getattr(engine, "pool", "tasks") != "data":
+            yield from super()._pool_segment(group, upstream, prev, engine, started, state_path)
+            return
+        from assay.engines.ray_data import map_shards
+
+        chains: dict[int, list[ChainTask]] = {}  # by the first stage still to do (resumed shards)
+        for i in upstream:  # a dataset needs its rows up front: the segment waits for its input
+            first, token = self._first_undone(group, prev, i)
+            if first is None:
+                yield i
+                continue
+            self._ensure_started(group, started)
+            source = group[first - 1].dir.shard(i) if first else prev.shard(i)
+            chains.setdefault(first, []).append(ChainTask(i, source, token, [p.job for p in group[first:]],
+                                                          state_path))
+        for _, tasks in sorted(chains.items()):
+            yield from map_shards(engine, tasks)
+
     @staticmethod
     def _releasing(shards: Iterator[int], engine: Any, group: list[Planned]) -> Iterator[int]:
         try:
