@@ -205,3 +205,23 @@ def test_custom_template_and_json_modes() -> None:
                  rubric="quality").response_format(rec)["type"] == "json_schema"
     local = Judge(teacher={"local": True}, rubric="correctness").response_format(rec)
     assert local is not None and local["type"] == "json_object" and "correct" in local["schema"]["properties"]
+
+
+def test_no_final_answer_fails_without_a_request_and_stats_count_parse_failures(tmp_path: Path) -> None:
+    import asyncio
+
+    from assay.stage import StageContext
+
+    rec = {"id": "t", "domain": "math", "prompt": "What is 3 * 6?", "reference": {"answer": "18"},
+           "responses": [{"text": "<think>3 times 6 is... let me see, 3+3+3+3+"}, {"text": "It is \\boxed{18}."}]}
+    with FaultServer(answer=lambda body: ("not json", None)) as server:
+        st = Judge(teacher={"base_url": server.url, "model": "judge", "backoff": 0}, parse_retries=1)
+        st.setup(StageContext(cache_dir=tmp_path / "cache"))
+        asyncio.run(st.aprocess_batch([rec]))
+        assert server.count() == 2  # only the complete response was judged (twice: unparseable)
+        stats = st.stats()
+        st.teardown()
+    cut, done = (r["checks"]["judge"] for r in rec["responses"])
+    assert cut["passed"] is False and cut["code"] == "correctness: no final answer"
+    assert done["code"] == "unparseable"
+    assert stats["unparseable"] == 1 and stats["reasked"] == 1 and stats["sent"] == 2

@@ -28,6 +28,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+def final_answer(response: Response) -> str:
+    from assay.verify.extract import split_reasoning
+
+    return split_reasoning(response.get("text") or "")[1].strip()
+
+
+def reasoning_of(response: Response) -> str:
+    from assay.verify.extract import split_reasoning
+
+    return str(response.get("reasoning") or split_reasoning(response.get("text") or "")[0] or "").strip()
+
+
 @stage("judge")
 class Judge(LLMCheck):
     """LLM-as-a-judge: scores each response with a rubric and a short rationale.
@@ -61,11 +73,13 @@ class Judge(LLMCheck):
         if rubric == "correctness" and (record.get("reference") or {}).get("answer") in (None, ""):
             return self.failed("no reference answer to judge against (use rubric auto or quality)", "no reference",
                                {"retry": False, "rubric": rubric})
-        if rubric == "agreement":
-            vals = prompts.values_for(record, response, self.max_chars)
-            if not vals.get("conclusion"):
-                return Verdict(passed=True, score=None, reason="no reasoning to compare", code="no reasoning",
-                               details={"rubric": rubric})
+        if response is not None and not final_answer(response):
+            # cut off while reasoning (or empty): nothing to judge, and no request to pay for
+            return Verdict(passed=False, score=0.0, reason="the response has no final answer", code=f"{rubric}: "
+                           "no final answer", details={"rubric": rubric})
+        if rubric == "agreement" and response is not None and not reasoning_of(response):
+            return Verdict(passed=True, score=None, reason="no reasoning to compare", code="no reasoning",
+                           details={"rubric": rubric})
         return None
 
     def prompt(self, record: Record, response: Response | None) -> list[Message]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator
@@ -47,6 +48,8 @@ class Reward(LLMCheck):
 
     _model: Any = PrivateAttr(default=None)
     _names: list[str] | None = PrivateAttr(default=None)
+    # chunks in flight call the model from worker threads: one forward pass (and one load) at a time
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @field_validator("decision", "score")
     @classmethod
@@ -142,6 +145,10 @@ class Reward(LLMCheck):
         self._names = list(names)
 
     def _score_hf(self, items: list[tuple[Record, Response]]) -> list[dict[str, float]]:
+        with self._lock:
+            return self._score_hf_locked(items)
+
+    def _score_hf_locked(self, items: list[tuple[Record, Response]]) -> list[dict[str, float]]:
         self._load()
         torch, tok, model = self._model
         out: list[dict[str, float]] = []
