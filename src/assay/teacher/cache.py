@@ -83,9 +83,12 @@ class RequestCache:
     def get(self, key: str) -> Completion | None:
         return self.get_many([key]).get(key)
 
-    def put(self, key: str, model: str, completion: Completion, cost: float = 0.0,
-            latency: float | None = None) -> bool:
+    def put(self, key: str, model: str, completion: Completion, cost: float = 0.0) -> bool:
         """Store an answer; False when the key was already there (it is never stored twice)."""
+        return self.put_timed(key, model, completion, cost, None)
+
+    def put_timed(self, key: str, model: str, completion: Completion, cost: float, latency: float | None) -> bool:
+        """`put`, also keeping how long the request took (for `assay cache stats`)."""
         usage = completion.get("usage") or {}
         cur = self.db.execute(
             "INSERT OR IGNORE INTO responses (key, model, created, prompt_tokens, completion_tokens, cost, latency, "

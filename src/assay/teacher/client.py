@@ -87,7 +87,7 @@ class TeacherClient:
         self._endpoint = base_url
         self.base_url = base_url.rstrip("/") if isinstance(base_url, str) else "(not started)"
         self.model = model
-        self.cache = cache
+        self.cache = cache  # RequestCache, or anything with get_many(keys) and put(key, model, completion, cost)
         self.stats = ClientStats()
         self.price = cfg.price_for(model)
         self.extra = dict(cfg.extra_body)
@@ -181,7 +181,11 @@ class TeacherClient:
             self._down = 0
             self._ever_answered = True
             if self.cache is not None:
-                self.cache.put(req.key, self.model, completion, self._cost(completion), latency)
+                put_timed = getattr(self.cache, "put_timed", None)  # caches that keep latencies
+                if put_timed is not None:
+                    put_timed(req.key, self.model, completion, self._cost(completion), latency)
+                else:
+                    self.cache.put(req.key, self.model, completion, self._cost(completion))
             return completion
 
     def _backoff(self, attempt: int) -> float:

@@ -68,7 +68,7 @@ class LLMStage(Stage):
     _server: local_server.LocalServer | None = PrivateAttr(default=None)
     _client: TeacherClient | None = PrivateAttr(default=None)
     _cache: RequestCache | None = PrivateAttr(default=None)
-    _counts: Counter[str] = PrivateAttr(default_factory=Counter)
+    _llm_counts: Counter[str] = PrivateAttr(default_factory=Counter)
 
     # ---- what subclasses may override ------------------------------------------------------
     def uses_teacher(self) -> bool:
@@ -148,11 +148,11 @@ class LLMStage(Stage):
 
     def stats(self) -> dict[str, Any]:
         """The client's counters (requests sent / cached / failed, tokens, cost, latency histogram)
-        and the stage's own (`_counts`), since the last call."""
+        and the check's own (re-asked, unparseable), since the last call."""
         out = self._client.stats.take() if self._client is not None else {}
-        if self._counts:
-            out.update(self._counts)
-            self._counts.clear()
+        if self._llm_counts:
+            out.update(self._llm_counts)
+            self._llm_counts.clear()
         return out
 
 
@@ -247,8 +247,8 @@ class LLMCheck(LLMStage):
                 problems.append(str(exc))
             except (KeyError, TypeError, ValueError) as exc:
                 problems.append(f"{type(exc).__name__}: {exc}")
-            self._counts["reasked"] += attempt < self.parse_retries
-        self._counts["unparseable"] += 1
+            self._llm_counts["reasked"] += attempt < self.parse_retries
+        self._llm_counts["unparseable"] += 1
         return self.failed(f"unparseable output after {len(problems)} tries: {problems[-1][:200]}", "unparseable",
                            {"retry": False})
 
