@@ -89,7 +89,6 @@ class CodeVerify(ResponseCheck):
             max_total_s=self.max_total_s, output_limit=int(self.output_limit_mb * (1 << 20)),
             processes=self.processes, prelude=self.prelude, wall_factor=self.wall_time_factor))
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="code-verify")
-        self._counts[f"sandbox_mode.{self._sandbox.mode}"] = 1
 
     def teardown(self) -> None:
         if self._pool is not None:

@@ -138,6 +138,7 @@ class Judge:
             if time.monotonic() > budget_end:
                 break
             with self.sandbox.session(self._limits(plan)) as s:
+                s.max_line = 8 * self.opts.output_limit + (1 << 20)  # an output as escaped JSON
                 out.sandboxes += 1
                 try:
                     ready = s.start(init, timeout=STARTUP_S + wall + grace)

@@ -22,6 +22,7 @@ Standard library only (tests run it from a plain interpreter as an unprivileged 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -40,7 +41,7 @@ from typing import Any
 
 from assay.errors import AssayError
 
-HARNESS_SOURCE = Path(__file__).with_name("harness.py").read_text(encoding="utf-8")
+HARNESS = Path(__file__).with_name("harness.py")
 # The harness goes in precompiled when the sandbox's interpreter has this one's bytecode format
 # (compiling it at every start would cost as much as the interpreter's own start-up).
 _BOOT = "import marshal,binascii,sys;exec(marshal.loads(binascii.a2b_base64(sys.argv[1])))"
@@ -81,20 +82,31 @@ class PythonRuntime:
         head = [self.executable, "-I", "-S", "-B", "-c"]
         if self.magic == importlib.util.MAGIC_NUMBER.hex():
             return [*head, _BOOT, _harness_code()]
-        return [*head, HARNESS_SOURCE]
+        return [*head, _harness_source()]
 
 
-_HARNESS_CODE: list[str] = []
+@functools.cache
+def _harness_source() -> str:
+    return HARNESS.read_text(encoding="utf-8")
 
 
+@functools.cache
 def _harness_code() -> str:
-    if not _HARNESS_CODE:
-        import binascii
-        import marshal
+    import binascii
+    import marshal
 
-        code = compile(HARNESS_SOURCE, "harness.py", "exec", dont_inherit=True)
-        _HARNESS_CODE.append(binascii.b2a_base64(marshal.dumps(code), newline=False).decode("ascii"))
-    return _HARNESS_CODE[0]
+    code = compile(_harness_source(), "harness.py", "exec", dont_inherit=True)
+    return binascii.b2a_base64(marshal.dumps(code), newline=False).decode("ascii")
+
+
+@functools.cache
+def bwrap_options(bwrap: str) -> frozenset[str]:
+    """The options this bubblewrap understands (older releases lack --size, --disable-userns...)."""
+    try:
+        text = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(w for w in text.split() if w.startswith("--"))
 
 
 def find_python(python: str | None = None, site_packages: bool = True) -> PythonRuntime:
@@ -309,9 +321,13 @@ class Sandbox:
             return py, {}
         # No --as-pid-1: the parent-death signal never reaches a namespace's pid 1, so a killed bwrap
         # would leave the harness running; bwrap's own init dies with it and takes the namespace along.
-        args = [self.bwrap, "--die-with-parent", "--new-session", "--clearenv",
-                "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-                "--hostname", "sandbox"]
+        known = bwrap_options(self.bwrap)
+        args = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc",
+                "--unshare-uts", "--hostname", "sandbox"]
+        if "--unshare-cgroup-try" in known:
+            args.append("--unshare-cgroup-try")
+        if "--clearenv" in known:  # (older bwrap: the environment Popen gives bwrap is already clean)
+            args.append("--clearenv")
         for key, value in self.environment(SANDBOX_WORK).items():
             args += ["--setenv", key, value]
         args += ["--ro-bind", "/usr", "/usr"]
@@ -322,20 +338,25 @@ class Sandbox:
                 args += ["--ro-bind", d, d]
         for f in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/alternatives"):
             args += ["--ro-bind-try", f, f]
+        perms = ["--perms", "0755"] if "--perms" in known else []
         made: set[str] = {"/", "/usr", "/tmp", "/proc", "/dev"}
         for path in self.runtime.binds:
             for parent in reversed(Path(path).parents):
                 if str(parent) not in made:
                     made.add(str(parent))
-                    args += ["--perms", "0755", "--dir", str(parent)]
+                    args += [*perms, "--dir", str(parent)]
             args += ["--ro-bind", path, path]
-        args += ["--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--size", str(self.tmp_mb << 20), "--tmpfs", SANDBOX_WORK,
-                 "--perms", "1777", "--size", str(8 << 20), "--tmpfs", "/dev/shm",
+
+        def tmpfs(path: str, mb: int) -> list[str]:
+            # --size caps what the program can keep in memory through files (bwrap >= 0.8)
+            size = ["--size", str(mb << 20)] if "--size" in known else []
+            return [*(["--perms", "1777"] if perms else []), *size, "--tmpfs", path]
+
+        args += ["--proc", "/proc", "--dev", "/dev", *tmpfs(SANDBOX_WORK, self.tmp_mb), *tmpfs("/dev/shm", 8),
                  "--chdir", SANDBOX_WORK]
         init: dict[str, Any] = {"pid_namespace": True, "work_dir": SANDBOX_WORK}
         if self.mode == "userns":
-            args += ["--unshare-user", "--disable-userns"]
+            args += ["--unshare-user"] + (["--disable-userns"] if "--disable-userns" in known else [])
             if os.geteuid() == 0:
                 uid = str(self.slot_uid(slot))
                 args = [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *args]
