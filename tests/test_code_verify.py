@@ -111,6 +111,12 @@ def test_extracts_the_last_code_block_of_the_final_answer() -> None:
     assert not isinstance(field, str) and field.origin == "field"
 
 
+def test_extracts_indented_and_crlf_fences() -> None:
+    text = "Steps:\r\n1. Code:\r\n    ```python\r\n    def f():\r\n        return 1\r\n    ```\r\nDone."
+    cand = extract_candidate({"text": text})
+    assert not isinstance(cand, str) and cand.code == "def f():\n    return 1\n"
+
+
 def test_no_code_reasons() -> None:
     assert "no fenced code block" in str(extract_candidate({"text": "The answer is 42."}))
     assert "inside <think>" in str(extract_candidate({"text": "<think>```python\nprint(1)\n```"}))
@@ -280,6 +286,18 @@ def test_run_all_tests_gives_the_exact_pass_fraction(tmp_path: Path) -> None:
     assert res["verdicts"] == "ATWA" and res["score"] == 0.5 and res["code"] == "time_limit"
 
 
+def test_expected_output_larger_than_the_cap(tmp_path: Path) -> None:
+    st = build_stage("code-verify", {"output_limit_mb": 0.01})
+    st.setup(StageContext(cache_dir=tmp_path))
+    try:
+        big = "\n".join(str(i) for i in range(20000)) + "\n"  # ~110 KB expected, cap 10 KB
+        assert one(st, "for i in range(20000):\n    print(i)", stdin(("", big)))["code"] == "accepted"
+        flood = one(st, "while True:\n    print(12345678)", stdin(("", big)))
+        assert flood["code"] == "output_limit"
+    finally:
+        st.teardown()
+
+
 def test_record_time_limit_is_cpu_time(stage) -> None:
     busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0:\n    pass\nprint(1)"
     assert one(stage, busy, stdin(("", "1")))["code"] == "accepted"
@@ -300,6 +318,8 @@ def test_function_tests(stage) -> None:
     assert one(stage, always_equal, tests)["code"] == "wrong_answer"  # compared on the host, as data
     missing = one(stage, "def other(x):\n    return x", tests)
     assert missing["code"] == "runtime_error" and "not defined" in missing["reason"]
+    leetcode = {**tests, "class_name": "Solution"}
+    assert one(stage, "def f(x):\n    return x * x", leetcode)["code"] == "accepted"  # a plain function will do
 
 
 def test_starter_code_completion(stage) -> None:

@@ -13,7 +13,7 @@ CPP_TAGS = frozenset({"cpp", "c++", "cxx", "cc", "hpp", "cplusplus", "c++11", "c
                       "cpp14", "cpp17", "cpp20", "gnu++17", "gnu++20"})
 LANGUAGES = ("python", "cpp")
 
-_OPEN = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[ \t]*([^`\n]*?)[ \t]*$")
+_OPEN = re.compile(r"^([ \t]*)(`{3,}|~{3,})[ \t]*([^`\n]*?)[ \t]*$")
 _THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
 _THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
 _CPP_HINT = re.compile(r"^\s*#\s*include\s*[<\"]|\busing\s+namespace\s+std\b|\bint\s+main\s*\(", re.MULTILINE)
@@ -44,26 +44,35 @@ def final_text(text: str) -> str | None:
 
 
 def fenced_blocks(text: str) -> list[Block]:
-    """Markdown fenced blocks (``` or ~~~, any info string); an unclosed last block runs to the end."""
+    """Markdown fenced blocks (``` or ~~~, any info string, indented as in list items); an unclosed last
+    block runs to the end."""
     blocks: list[Block] = []
-    lines = text.split("\n")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     i = 0
     while i < len(lines):
         m = _OPEN.match(lines[i])
         if not m:
             i += 1
             continue
-        fence, info = m.group(1), m.group(2).strip()
-        close = re.compile(r"^[ \t]{0,3}" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}[ \t]*$")
+        indent, fence, info = len(m.group(1).expandtabs(4)), m.group(2), m.group(3).strip()
+        close = re.compile(r"^[ \t]*" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}[ \t]*$")
         body: list[str] = []
         j = i + 1
         while j < len(lines) and not close.match(lines[j]):
-            body.append(lines[j])
+            body.append(_unindent(lines[j], indent))
             j += 1
         tag = info.split()[0].lower().strip("{}.") if info else ""
         blocks.append(Block(tag, "\n".join(body).strip("\n") + "\n", j < len(lines)))
         i = j + 1
     return blocks
+
+
+def _unindent(line: str, n: int) -> str:
+    """The line without the fence's own indentation (at most n leading spaces)."""
+    k = 0
+    while k < n and k < len(line) and line[k] == " ":
+        k += 1
+    return line[k:]
 
 
 def language_of(tag: str, code: str) -> str | None:

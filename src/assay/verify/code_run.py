@@ -93,7 +93,7 @@ class Judge:
     # ---- set-up ----------------------------------------------------------------------------------
     def _init(self, plan: TestPlan, cand: Candidate, record: dict[str, Any], out: Judgement) -> dict[str, Any] | None:
         init: dict[str, Any] = {"mode": plan.kind, "language": cand.language, "time_limit": plan.time_limit,
-                                "output_limit": self.opts.output_limit, "wall_factor": self.opts.wall_factor}
+                                "output_limit": self._output_limit(plan), "wall_factor": self.opts.wall_factor}
         if cand.language == "cpp":
             if plan.kind != "stdin":
                 out.verdict = "no_code"
@@ -122,6 +122,13 @@ class Judge:
             init["units"], init["test_code"] = plan.units, plan.test_code
         return init
 
+    def _output_limit(self, plan: TestPlan) -> int:
+        """The output cap, raised for tests whose expected output is itself larger."""
+        if plan.kind != "stdin":
+            return self.opts.output_limit
+        biggest = max((len(c.get("output", "")) for c in plan.cases), default=0)
+        return max(self.opts.output_limit, 2 * biggest + 4096)
+
     def _limits(self, plan: TestPlan) -> Limits:
         remaining = plan.time_limit * (len(plan.cases) + 1)
         cpu = int(min(remaining, self.opts.max_total_s) + plan.time_limit + 5)  # a backstop for the whole session
@@ -138,7 +145,7 @@ class Judge:
             if time.monotonic() > budget_end:
                 break
             with self.sandbox.session(self._limits(plan)) as s:
-                s.max_line = 8 * self.opts.output_limit + (1 << 20)  # an output as escaped JSON
+                s.max_line = 8 * self._output_limit(plan) + (1 << 20)  # an output as escaped JSON
                 out.sandboxes += 1
                 try:
                     ready = s.start(init, timeout=STARTUP_S + wall + grace)

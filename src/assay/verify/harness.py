@@ -454,9 +454,10 @@ class Harness:
         ns = self.ns
         if class_name:
             cls = ns.get(class_name)
-            if cls is None:
+            if isinstance(cls, type):
+                return getattr(cls(), fn_name)
+            if not callable(ns.get(fn_name)):  # a plain function of that name will do
                 raise NameError(f"class {class_name} is not defined")
-            return getattr(cls(), fn_name)
         fn = ns.get(fn_name)
         if fn is None:
             cls = ns.get("Solution")
