@@ -114,13 +114,15 @@ def main() -> None:
         make_input(work / "big.jsonl", args.records)
         make_input(work / "one.jsonl", 1)
         results = {}
-        for engine in ("local", "ray"):
+        # ray: per-record segments as streamed Ray tasks; ray-data: as Ray Data map_batches
+        for engine, extra in (("local", {}), ("ray", {}), ("ray-data", {"ASSAY_RAY_POOL": "data"})):
             row = {}
             for name, data in (("startup", "one.jsonl"), ("full", "big.jsonl")):
                 cfg = work / f"{engine}-{name}.yaml"
                 cfg.write_text(PIPELINE.replace("INPUT", str(work / data)))
                 out = work / f"out-{engine}-{name}"
-                secs, rc, peak, err = run_measured(assay_cmd(cfg, out, engine, args.workers, args.address), env)
+                cmd = assay_cmd(cfg, out, engine.split("-")[0], args.workers, args.address)
+                secs, rc, peak, err = run_measured(cmd, {**env, **extra})
                 if rc:
                     sys.exit(f"{engine} run failed ({rc}):\n{err[-2000:]}")
                 row[name] = {"seconds": round(secs, 2), "peak_rss_mb": round(peak / 2**20)}
@@ -133,7 +135,7 @@ def main() -> None:
             row["steady_records_per_s"] = round(args.records / max(full - start, 1e-6))
             results[engine] = row
 
-    loc, ray_ = results["local"], results["ray"]
+    loc = results["local"]
     print(f"{args.records:,} records, {args.workers} workers, pipeline: collect, unique-ids, dedup-exact, "
           f"dedup-minhash, sample, filter (machine: {os.cpu_count()} cores)")
     print(f"{'engine':<8}{'wall s':>9}{'records/s':>12}{'steady/s':>11}{'start-up s':>12}{'peak MB':>10}"
@@ -142,11 +144,13 @@ def main() -> None:
         print(f"{engine:<8}{r['full']['seconds']:>9.2f}{r['records_per_s']:>12,}{r['steady_records_per_s']:>11,}"
               f"{r['startup']['seconds']:>12.2f}{r['full']['peak_rss_mb']:>10,}{r['startup']['peak_rss_mb']:>13,}"
               f"{r['kept']:>9,}")
-    print(f"ray / local: wall x{ray_['full']['seconds'] / loc['full']['seconds']:.2f}, "
-          f"steady rate x{ray_['steady_records_per_s'] / loc['steady_records_per_s']:.2f}, "
-          f"peak memory x{ray_['full']['peak_rss_mb'] / max(loc['full']['peak_rss_mb'], 1):.2f}, "
-          f"start-up overhead +{ray_['startup']['seconds'] - loc['startup']['seconds']:.1f} s")
-    same = loc["digest"] == ray_["digest"]
+    for engine in ("ray", "ray-data"):
+        r = results[engine]
+        print(f"{engine} / local: wall x{r['full']['seconds'] / loc['full']['seconds']:.2f}, "
+              f"steady rate x{r['steady_records_per_s'] / loc['steady_records_per_s']:.2f}, "
+              f"peak memory x{r['full']['peak_rss_mb'] / max(loc['full']['peak_rss_mb'], 1):.2f}, "
+              f"start-up overhead +{r['startup']['seconds'] - loc['startup']['seconds']:.1f} s")
+    same = len({r["digest"] for r in results.values()}) == 1
     print("outputs identical" if same else "OUTPUTS DIFFER")
     if args.json:
         print(json.dumps(results, indent=2))
