@@ -36,8 +36,9 @@ class CodeVerify(ResponseCheck):
 
     timeout_s: float = Field(4.0, gt=0, description="CPU-time limit per test, unless the record gives "
                              "meta.time_limit_s")
-    wall_time_factor: float = Field(3.0, ge=1, description="wall-clock limit per test = this x the CPU-time "
-                                    "limit (catches programs that sleep or block)")
+    wall_time_factor: float = Field(5.0, ge=1, description="wall-clock limit per test = this x the CPU-time "
+                                    "limit (catches programs that sleep or block; generous so that a busy "
+                                    "machine does not cause timeouts)")
     record_limits: bool = Field(True, description="use the record's meta.time_limit_s / meta.memory_limit_mb "
                                 "when present")
     time_scale: float = Field(1.0, gt=0, description="multiplies the record's own time limits (e.g. 3 for "

@@ -37,7 +37,7 @@ class JudgeOptions:
     output_limit: int = 8 << 20
     processes: int = 64
     prelude: bool = True
-    wall_factor: float = 3.0  # wall-clock limit = this x the CPU time limit
+    wall_factor: float = 5.0  # wall-clock limit = this x the CPU time limit
 
 
 @dataclass
@@ -266,8 +266,10 @@ class Judge:
             info["error"] = (res.get("error") or _last_lines(res.get("err", "")))[-SHOW:]
         if status == "timeout":
             limit = res.get("limit", plan.time_limit)
-            info["error"] = (f"ran over the wall-clock limit ({limit * self.opts.wall_factor:g} s): it sleeps or "
-                             "waits for input" if res.get("wall") else f"ran over the time limit ({limit:g} s CPU)")
+            cpu = res.get("cpu")
+            info["error"] = (f"ran over the wall-clock limit ({limit * self.opts.wall_factor:g} s) after "
+                             f"{cpu if cpu is not None else '?'} s of CPU time: it sleeps or waits, or the machine is "
+                             "overloaded" if res.get("wall") else f"ran over the time limit ({limit:g} s of CPU time)")
         for key in ("got", "expected", "line"):
             if res.get(key) is not None:
                 info[key] = res[key]

@@ -105,7 +105,7 @@ class Harness:
         os.close(null)
         self.init = {}
         self.work = "/tmp"
-        self.wall_factor = 3.0
+        self.wall_factor = 5.0
         self.kill_all = False
         self.ns = None
         self.units = []
@@ -142,7 +142,7 @@ class Harness:
         sys.dont_write_bytecode = True
         os.makedirs(os.path.join(self.work, PRIVATE), mode=0o700, exist_ok=True)
         os.chdir(self.work)
-        self.wall_factor = float(init.get("wall_factor") or 3.0)
+        self.wall_factor = float(init.get("wall_factor") or 5.0)
         _signal.signal(_signal.SIGALRM, _on_alarm)
         _signal.signal(_signal.SIGPROF, _on_alarm)
         try:  # exit() / quit(), which -S leaves out
@@ -417,7 +417,8 @@ class Harness:
                 _signal.setitimer(_signal.ITIMER_REAL, 0)
                 _signal.setitimer(_signal.ITIMER_PROF, 0)
         except TimeLimit:
-            return {"status": "timeout", "limit": limit, "cpu": round(time.process_time() - cpu0, 4)}
+            used = time.process_time() - cpu0
+            return {"status": "timeout", "limit": limit, "cpu": round(used, 4), "wall": used < limit}
         except MemoryError:
             return {"status": "memory", "error": "MemoryError"}
         except SystemExit as exc:
