@@ -1,4 +1,5 @@
-"""Global stages across a Ray cluster: the merge step of dedup-minhash as distributed LSH.
+"""Global stages across a Ray cluster: dedup-minhash's merge as distributed LSH, and
+dedup-semantic's as k-means partitions searched one by one (SemDeDup).
 
 The shard pass (`index_shard`: shingles, MinHash signatures, band hashes) already runs as Ray
 tasks. Here the merge spreads the band grouping over the cluster, the standard distributed LSH
@@ -15,6 +16,14 @@ layout:
 
 The candidate set is exactly the local one, so the kept and dropped records, survivors and
 reasons are identical to the local engine's.
+
+Semantic dedup above `semantic_min` records (smaller sets use the stage's own exact merge):
+k-means centroids are trained on a sample of the embeddings; map tasks give each record its
+`probes` nearest centroids; each partition (a few thousand to tens of thousands of records) is
+searched exactly within itself in a Ray task, reading only its own rows of the spill, so no
+node holds the whole index. Pairs that straddle partitions are found when both records share one
+of their nearest centroids, so recall is high but not exact: the result is close to, not
+identical to, the local engine's (measured in the tests).
 """
 
 from __future__ import annotations
@@ -99,23 +108,129 @@ def minhash_candidates(spill: Path, n: int, workers: int, *, rows_per_block: int
 
 def distributed_minhash_merge(stage: Any, partials: Iterable[Any], workers: int) -> Any:
     """dedup-minhash's merge with the band grouping on the cluster; same state as `stage.merge`."""
+
+    def pairs(path: Path, parts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if "bands" not in {name for meta in parts.meta for name in meta["columns"]}:
+            a = b = np.empty(0, dtype=np.int64)
+        else:
+            a, b = minhash_candidates(path, parts.n, workers)
+        sim = stage.similarity(parts, a, b)
+        keep = sim >= stage.threshold if stage.verify else np.ones(len(a), dtype=bool)
+        return a[keep], b[keep], sim[keep]
+
+    return _spilled_merge(stage, partials, pairs)
+
+
+# ---- semantic dedup: k-means partitions -------------------------------------------------------
+
+CLUSTER_SIZE = 20_000  # records per k-means partition (searched exactly within)
+PROBES = 2  # partitions each record joins: its nearest centroids
+
+
+def _emb_rows(spill: str, rows: np.ndarray) -> np.ndarray:
+    from assay.dedup.spill import Parts
+
+    return Parts([Path(spill)]).rows("emb", rows).astype(np.float32)
+
+
+def assign_block(spill: str, lo: int, hi: int, centroids: np.ndarray, probes: int) -> np.ndarray:
+    """(partition, position) of rows [lo, hi): each row joins its `probes` nearest centroids."""
+    import faiss
+
+    from assay.dedup.spill import Parts
+
+    faiss.omp_set_num_threads(1)
+    (_, emb), = Parts([Path(spill)]).part_views("emb")
+    vecs = np.ascontiguousarray(np.asarray(emb[lo:hi], dtype=np.float32))
+    index = faiss.IndexFlatIP(centroids.shape[1])
+    index.add(centroids)
+    _, labels = index.search(vecs, min(probes, len(centroids)))
+    pos = np.repeat(np.arange(lo, hi, dtype=np.int64), labels.shape[1])
+    return np.stack([labels.reshape(-1).astype(np.int64), pos])
+
+
+def search_partitions(spill: str, partitions: list[np.ndarray], threshold: float, neighbors: int,
+                      index_args: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Similar pairs inside each partition (exact kNN + threshold), as global positions."""
+    from assay.dedup.knn import similar_pairs
+
+    found_a, found_b, found_s = [], [], []
+    for pos in partitions:
+        if len(pos) < 2:
+            continue
+        a, b, sim = similar_pairs(_emb_rows(spill, pos), threshold, neighbors, threads=1, **index_args)
+        found_a.append(pos[a])
+        found_b.append(pos[b])
+        found_s.append(sim)
+    if not found_a:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, np.empty(0)
+    return np.concatenate(found_a), np.concatenate(found_b), np.concatenate(found_s)
+
+
+def _balanced(groups: list[np.ndarray], bins: int) -> list[list[np.ndarray]]:
+    """Partitions packed into `bins` tasks of similar total size (largest first)."""
+    out: list[list[np.ndarray]] = [[] for _ in range(max(1, bins))]
+    load = [0] * len(out)
+    for g in sorted(groups, key=len, reverse=True):
+        k = load.index(min(load))
+        out[k].append(g)
+        load[k] += len(g) ** 2  # the search costs about the square of a partition's size
+    return [b for b in out if b]
+
+
+def semantic_candidates(spill: Path, n: int, stage: Any, workers: int, *, cluster_size: int = CLUSTER_SIZE,
+                        probes: int = PROBES, rows_per_block: int = 50_000) -> tuple[np.ndarray, np.ndarray,
+                                                                                      np.ndarray]:
+    import faiss
+    import ray
+
+    k = max(2, -(-n // cluster_size))
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(n, size=min(n, k * 64), replace=False))
+    kmeans = faiss.Kmeans(int(_emb_rows(str(spill), sample[:1]).shape[1]), k, niter=20, seed=1, spherical=True)
+    kmeans.train(_emb_rows(str(spill), sample))
+    centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
+    step = max(1, min(rows_per_block, -(-n // (4 * workers))))
+    assign = ray.remote(assign_block).options(max_retries=3)
+    labels = np.concatenate(ray.get([assign.remote(str(spill), lo, min(n, lo + step), centroids, probes)
+                                     for lo in range(0, n, step)]), axis=1)
+    order = np.lexsort((labels[1], labels[0]))
+    part, pos = labels[0][order], labels[1][order]
+    cuts = np.flatnonzero(np.diff(part)) + 1
+    groups = [g for g in np.split(pos, cuts) if len(g) > 1]
+    index_args = {"kind": stage.faiss_index, "flat_max": stage.flat_max, "hnsw_m": stage.hnsw_m,
+                  "ef_search": stage.ef_search, "nprobe": stage.nprobe}
+    search = ray.remote(search_partitions).options(max_retries=3)
+    results = ray.get([search.remote(str(spill), batch, stage.threshold, stage.neighbors, index_args)
+                       for batch in _balanced(groups, 4 * workers)])
+    a = np.concatenate([r[0] for r in results]) if results else np.empty(0, dtype=np.int64)
+    b = np.concatenate([r[1] for r in results]) if results else np.empty(0, dtype=np.int64)
+    sim = np.concatenate([r[2] for r in results]) if results else np.empty(0)
+    if not len(a):
+        return a, b, sim
+    _, first = np.unique(a * n + b, return_index=True)  # a pair found in two partitions counts once
+    return a[first], b[first], sim[first]
+
+
+# ---- the merge of any distributed stage -----------------------------------------------------------
+
+
+def _spilled_merge(stage: Any, partials: Iterable[Any], pairs: Any) -> Any:
+    """As ClusterDedup.merge: one spill of the partials in shard order (global positions), then
+    `pairs(spill_path, parts) -> (a, b, sim)`, then the stage's own clustering (`resolve`)."""
     from assay.dedup.spill import Parts, Spill
 
     spill = Spill(stage._merge_dir())
     try:
-        for part in partials:  # as ClusterDedup.merge: one spill, global positions in shard order
+        for part in partials:
             spill.append_ids(part.ids)
             for name, arrays in part.columns.items():
                 for array in arrays:
                     spill.append(name, array)
         parts = Parts([spill.close().path])
-        if "bands" not in {name for meta in parts.meta for name in meta["columns"]}:
-            a = b = np.empty(0, dtype=np.int64)
-        else:
-            a, b = minhash_candidates(spill.path, parts.n, workers)
-        sim = stage.similarity(parts, a, b)
-        keep = sim >= stage.threshold if stage.verify else np.ones(len(a), dtype=bool)
-        return stage.resolve(parts, a[keep], b[keep], sim[keep])
+        a, b, sim = pairs(spill.path, parts)
+        return stage.resolve(parts, a, b, sim)
     finally:
         spill.close()
         shutil.rmtree(spill.path, ignore_errors=True)
@@ -123,12 +238,25 @@ def distributed_minhash_merge(stage: Any, partials: Iterable[Any], workers: int)
             shutil.rmtree(spill.path.parent, ignore_errors=True)
 
 
-def distributed_merge(stage: Any) -> Any:
-    """The distributed merge for a global stage, or None to use the stage's own."""
+def distributed_semantic_merge(stage: Any, partials: Iterable[Any], workers: int, semantic_min: int) -> Any:
+    def pairs(path: Path, parts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if parts.n < max(2, semantic_min):
+            return stage.find_pairs(parts)  # small enough for the exact search in one place
+        return semantic_candidates(path, parts.n, stage, workers)
+
+    return _spilled_merge(stage, partials, pairs)
+
+
+def distributed_merge(stage: Any, workers: int, semantic_min: int) -> Any:
+    """A function(stage, partials) -> state that merges across the cluster, or None to use the
+    stage's own merge."""
     try:
         from assay.dedup.minhash import MinHashDedup
+        from assay.dedup.semantic import SemanticDedup
     except ImportError:  # the dedup extra is not installed
         return None
     if type(stage) is MinHashDedup:
-        return distributed_minhash_merge
+        return lambda st, partials: distributed_minhash_merge(st, partials, workers)
+    if type(stage) is SemanticDedup:
+        return lambda st, partials: distributed_semantic_merge(st, partials, workers, semantic_min)
     return None

@@ -148,13 +148,19 @@ class RayEngine(Engine):
 
     def __init__(self, address: str | None = None, workers: int | None = None, hub: Hub | None = None, *,
                  max_retries: int = DEFAULT_RETRIES, object_store_memory: int | None = None,
-                 pool: str | None = None):
+                 pool: str | None = None, semantic_min: int | None = None):
         import ray
 
         # per-record segments: "tasks" (streamed shard by shard) or "data" (a Ray Data pipeline each)
         self.pool = (pool or os.environ.get("ASSAY_RAY_POOL") or "tasks").lower()
         if self.pool not in ("tasks", "data"):
             raise ConfigError(f"ASSAY_RAY_POOL must be tasks or data, got {self.pool!r}")
+        # dedup-semantic on at least this many records: k-means partitions searched across the cluster
+        raw_min = semantic_min if semantic_min is not None else os.environ.get("ASSAY_RAY_SEMANTIC_MIN", 1_000_000)
+        try:
+            self.semantic_min = int(raw_min)
+        except ValueError:
+            raise ConfigError(f"ASSAY_RAY_SEMANTIC_MIN must be a number of records, got {raw_min!r}") from None
 
         from assay.engines.ray_runner import RayRunner
         from assay.engines.ray_tasks import ProgressSink, run_shard_task

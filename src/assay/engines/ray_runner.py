@@ -27,6 +27,7 @@ from assay.stage import GlobalStage, Stage
 
 SHARDS_PER_ACTOR = 2  # a main actor works on one shard and has the next one queued
 ASYNC_SHARDS_IN_FLIGHT = 4  # shards an async actor interleaves (their requests share the limits)
+SEMANTIC_MIN = 1_000_000  # records from which dedup-semantic searches k-means partitions on the cluster
 
 
 class RayRunner(Runner):
@@ -103,11 +104,12 @@ class RayRunner(Runner):
         """Global stages with a cluster-wide merge use it (dedup-minhash: distributed LSH)."""
         from assay.engines.ray_dedup import distributed_merge
 
-        merge = distributed_merge(stage)
+        engine = self._engine
+        merge = distributed_merge(stage, engine.workers, getattr(engine, "semantic_min", SEMANTIC_MIN))
         if merge is None:
             return super()._merge(p, stage, partials)
         with stage_errors(stage, -1, []):
-            return merge(stage, partials, self._engine.workers)
+            return merge(stage, partials)
 
     def _actor_segment(self, p: Planned, upstream: Iterator[int], prev: StageDir, engine: Any, *,
                        is_async: bool) -> Iterator[int]:
