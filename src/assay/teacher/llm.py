@@ -91,8 +91,9 @@ class LLMStage(Stage):
     # process, where async stages run), shared by the stages that use the same model, and stopped
     # in teardown(): a rerun answered from the cache never loads the model.
     def start(self, ctx: StageContext) -> None:
-        if self.uses_teacher():
+        if self.uses_teacher():  # fail before any work on a config that cannot send a request
             self.teacher.require_endpoint(self.label)
+            _ = self.model_name
 
     def teardown(self) -> None:
         if self._client is not None:
