@@ -292,12 +292,23 @@ def test_semantic_partitions_find_the_pairs_of_the_exact_search(cluster: str, tm
 
 
 def test_semantic_dedup_on_ray_with_partitions_drops_the_planted_copies(cluster: str, tmp_path: Path,
-                                                                        shared_data: Path) -> None:
+                                                                        shared_data: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedding pass on an actor pool (a model stage: the model loads once per actor), the
+    merge as k-means partitions on the cluster."""
+    from assay.dedup.semantic import SemanticDedup
+
     write_jsonl(tmp_path / "in.jsonl", near_duplicates(shared_data, 400))
     cfg = tmp_path / "p.yaml"
     cfg.write_text("inputs: [in.jsonl]\nshard_size: 150\nstages:\n  - dedup-semantic: {threshold: 0.9}\n")
     local = run_local(cfg, tmp_path / "local")
-    RayRunner(load_config(cfg), tmp_path / "ray", engine=RayEngine(semantic_min=1)).run()
+    monkeypatch.setattr(SemanticDedup, "loads_model", True)
+    engine = RayEngine(semantic_min=1)
+    pools: list[Any] = []
+    real_pool = engine.model_pool
+    monkeypatch.setattr(engine, "model_pool", lambda jobs, res: pools.append(real_pool(jobs, res)) or pools[-1])
+    RayRunner(load_config(cfg), tmp_path / "ray", engine=engine).run()
+    assert pools and len({id(p) for p in pools}) == 1  # one pool served every shard of the stage
     on_ray = snapshot(tmp_path / "ray")
     ids = lambda snap: {r["id"] for r in snap["output"]}
     assert len(ids(local)) < 400 * (1 + 1 / 7 + 1 / 11) - 50  # the copies went

@@ -69,9 +69,8 @@ class RayRunner(Runner):
                  started: list[Stage]) -> Iterator[int]:
         if kind in ("main", "async"):
             return self._actor_segment(group[0], upstream, prev, engine, is_async=kind == "async")
-        if kind == "pool":
-            return self._releasing(super()._segment(kind, group, upstream, prev, engine, started), engine, group)
-        return super()._segment(kind, group, upstream, prev, engine, started)
+        # pool and global segments: free their model actors once the segment is through
+        return self._releasing(super()._segment(kind, group, upstream, prev, engine, started), engine, group)
 
     def _pool_segment(self, group: list[Planned], upstream: Iterator[int], prev: StageDir, engine: Any,
                       started: list[Stage], state_path: Path | None = None) -> Iterator[int]:
