@@ -264,6 +264,9 @@ class Judge:
         info: dict[str, Any] = {}
         if res.get("error") or res.get("err"):
             info["error"] = (res.get("error") or _last_lines(res.get("err", "")))[-SHOW:]
+        elif isinstance(res.get("exit"), int) and res["exit"]:
+            code = res["exit"]
+            info["error"] = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
         if status == "timeout":
             limit = res.get("limit", plan.time_limit)
             cpu = res.get("cpu")
