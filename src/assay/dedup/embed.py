@@ -77,9 +77,8 @@ def text_key(text: str) -> bytes:
 class EmbeddingCache:
     """(text hash -> float16 vector) in SQLite; safe to share between processes."""
 
-    def __init__(self, path: Path, dim: int):
+    def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.dim = dim
         self.db = sqlite3.connect(str(path), timeout=120, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -91,9 +90,7 @@ class EmbeddingCache:
             chunk = keys[s : s + _LOOKUP_CHUNK]
             rows = self.db.execute(f"SELECT k, v FROM emb WHERE k IN ({','.join('?' * len(chunk))})", chunk)
             for k, v in rows:
-                vec = np.frombuffer(v, dtype=np.float16)
-                if len(vec) == self.dim:
-                    found[k] = vec
+                found[k] = np.frombuffer(v, dtype=np.float16)
         return found
 
     def put(self, keys: list[bytes], vectors: np.ndarray) -> None:
@@ -191,7 +188,7 @@ class Embedder:
         if self.cache_dir is None:
             return None
         if self._cache is None:
-            self._cache = EmbeddingCache(self.cache_dir / "embeddings" / f"{self.fingerprint}.sqlite", self.dim)
+            self._cache = EmbeddingCache(self.cache_dir / "embeddings" / f"{self.fingerprint}.sqlite")
         return self._cache
 
     # ---- encoding -------------------------------------------------------------------------
@@ -206,11 +203,12 @@ class Embedder:
         return vecs.astype(np.float16).astype(np.float32)
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), dim) float32 unit vectors; each distinct text is embedded once, ever."""
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start, stop in _spans(len(texts), self.chunk):
-            out[start:stop] = self._encode_chunk(texts[start:stop])
-        return out
+        """(len(texts), dim) float32 unit vectors; each distinct text is embedded once, ever (the
+        model is not even loaded when every text is in the cache)."""
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        parts = [self._encode_chunk(texts[start:stop]) for start, stop in _spans(len(texts), self.chunk)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _encode_chunk(self, texts: list[str]) -> np.ndarray:
         keys = [text_key(t) for t in texts]
@@ -227,7 +225,7 @@ class Embedder:
             found.update(zip(missing, vecs, strict=True))
         self.stats["embedded"] += len(missing)
         self.stats["cached"] += len(texts) - len(missing)
-        return np.stack([found[k] for k in keys]).astype(np.float32) if texts else np.empty((0, self.dim), np.float32)
+        return np.stack([found[k] for k in keys]).astype(np.float32)
 
     def close(self) -> None:
         if self._cache is not None:
