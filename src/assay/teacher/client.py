@@ -173,8 +173,8 @@ class TeacherClient:
                     return Failure(str(exc), exc.kind, attempt, exc.retry)
                 self.stats.retries += 1
                 delay = self._backoff(attempt)
-                if exc.wait is not None:
-                    delay = max(exc.wait, 0.0)
+                if exc.wait is not None:  # the server said when: honour it (up to one request's timeout)
+                    delay = min(max(exc.wait, 0.0), cfg.timeout)
                     self._pause.hold(delay)
                 await asyncio.sleep(delay)
                 continue
