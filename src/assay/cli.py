@@ -250,7 +250,7 @@ def _stem(path: Path) -> str:
 
 
 def _doc_summary(cls: type) -> str:
-    return (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+    return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
 
 
 def _print_params(cls: Any, skip: tuple[str, ...] = ()) -> None:
