@@ -165,6 +165,8 @@ class ClusterDedup(GlobalStage):
                     for array in arrays:
                         spill.append(name, array)
             parts = Parts([spill.close().path])
+            if parts.n < 2:
+                return DedupState(metric=self.metric)
             a, b, sim = self.find_pairs(parts)
             return self.resolve(parts, a, b, sim)
         finally:

@@ -43,7 +43,8 @@ class ExactDedup(ClusterDedup):
                               "with different answers is kept)")
 
     def text_of(self, rec: Record) -> str:
-        text = exact_key(prompt_text(rec))
+        raw = prompt_text(rec)
+        text = exact_key(raw) or "\x01" + raw  # nothing but punctuation: compare it as it is
         if self.with_answer:
             text += "\x00" + exact_key(str(reference(rec).get("answer") or ""))
         return text
