@@ -101,12 +101,11 @@ def test_judge_reward_and_safety_with_the_local_teacher(shared_data: Path, tmp_p
             parsed += check.get("code") != "unparseable"
         if judge.get("code") != "unparseable":
             assert judge["score"] in (0.0, 1.0) and judge["rubric"] == "correctness" and judge["reason"]
-        if reward.get("code") != "unparseable":
-            assert set(reward["scores"]) == {"helpfulness", "correctness", "coherence", "complexity", "verbosity"}
-            assert all(0 <= v <= 4 for v in reward["scores"].values())
-            want = (reward["scores"]["coherence"] + reward["scores"]["correctness"]
-                    + reward["scores"]["helpfulness"]) / 12
-            assert reward["score"] == pytest.approx(want, abs=1e-3) and reward["passed"] == (want > 0.7)
+        assert reward.get("code") != "unparseable", reward  # grammar-constrained: five integers in 0..4
+        assert set(reward["scores"]) == {"helpfulness", "correctness", "coherence", "complexity", "verbosity"}
+        assert all(0 <= v <= 4 for v in reward["scores"].values())
+        want = (reward["scores"]["coherence"] + reward["scores"]["correctness"] + reward["scores"]["helpfulness"]) / 12
+        assert reward["score"] == pytest.approx(want, abs=1e-3) and reward["passed"] == (want > 0.7)
         if safety.get("code") != "unparseable":
             assert isinstance(safety["passed"], bool)
     assert parsed >= 6  # constrained JSON: the small model's verdicts are nearly always readable

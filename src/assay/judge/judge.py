@@ -16,12 +16,12 @@ from assay.teacher.llm import LLMCheck, Message, ParseError
 Rubric = Literal["auto", "correctness", "quality", "agreement"]
 BOOL_FIELDS = ("correct", "consistent", "agree", "pass", "passed", "verdict", "is_correct", "equivalent")
 SCORE_FIELDS = ("score", "rating", "grade")
-RATIONALE = {"type": "string", "maxLength": 300}
+RATIONALE = {"type": "string", "maxLength": 200}
 SCHEMAS: dict[str, dict[str, Any]] = {
     "correctness": {"type": "object", "properties": {"rationale": RATIONALE, "correct": {"type": "boolean"}},
                     "required": ["rationale", "correct"], "additionalProperties": False},
     "quality": {"type": "object", "properties": {"rationale": RATIONALE,
-                                                 "score": {"type": "integer", "minimum": 1, "maximum": 10}},
+                                                 "score": {"type": "integer", "enum": list(range(1, 11))}},
                 "required": ["rationale", "score"], "additionalProperties": False},
     "agreement": {"type": "object", "properties": {"rationale": RATIONALE, "consistent": {"type": "boolean"}},
                   "required": ["rationale", "consistent"], "additionalProperties": False},

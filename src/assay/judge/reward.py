@@ -70,7 +70,8 @@ class Reward(LLMCheck):
         return [*msgs, {"role": "user", "content": text}]
 
     def schema(self, record: Record) -> dict[str, Any] | None:
-        props = {n: {"type": "integer", "minimum": 0, "maximum": 4} for n in self.names()}
+        # an enum, not minimum/maximum: llama.cpp's grammar ignores integer bounds
+        props = {n: {"type": "integer", "enum": [0, 1, 2, 3, 4]} for n in self.names()}
         return {"type": "object", "properties": props, "required": self.names(), "additionalProperties": False}
 
     def parse(self, record: Record, response: Response | None, completion: Completion) -> Verdict:
