@@ -288,3 +288,21 @@ def test_union_find_components() -> None:
         groups.setdefault(r, set()).add(n)
     assert sorted(map(sorted, groups.values())) == [[1, 2, 3, 5], [7, 8, 9]]
     assert set(groups) == {1, 7}  # the root is the smallest member
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_knn_pairs_with_every_index(kind: str) -> None:
+    from assay.dedup.knn import similar_pairs
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(3000, 64)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    twins = base[:200] + rng.normal(scale=0.03, size=(200, 64)).astype(np.float32)
+    twins /= np.linalg.norm(twins, axis=1, keepdims=True)
+    vectors = np.concatenate([base, twins])
+    a, b, sim = similar_pairs(vectors, 0.9, 5, kind=kind, nprobe=8)
+    found = {(int(x), int(y)) for x, y in zip(a, b, strict=True)}
+    planted = {(i, 3000 + i) for i in range(200)}
+    assert len(found & planted) >= (200 if kind == "flat" else 190)
+    assert found <= planted  # random directions in 64 dimensions are never that close
+    assert (sim >= 0.9).all() and (a < b).all()
