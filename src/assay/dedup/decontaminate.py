@@ -63,6 +63,7 @@ class Decontaminate(RecordCheck, EmbeddingFields):
 
     execution: ClassVar[Execution] = "main"  # one embedding model, all cores; the benchmark index is built once
     batch_size: ClassVar[int] = 1024
+    loads_model: ClassVar[bool] = True
 
     benchmarks: list[str] = Field(description="benchmark files or folders (comma-separated with --set), "
                                   "e.g. ../shared/data/math500/test.jsonl")

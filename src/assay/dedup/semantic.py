@@ -49,6 +49,7 @@ class SemanticDedup(ClusterDedup, EmbeddingFields):
     metric: ClassVar[str] = "cosine"
     what: ClassVar[str] = "semantic duplicate"
     index_batch: ClassVar[int] = 16384
+    loads_model: ClassVar[bool] = True
 
     threshold: float = Field(0.9, gt=-1, le=1, description="cosine similarity at which two prompts are duplicates")
     neighbors: int = Field(10, ge=1, le=1000, description="neighbours looked at per record (larger clusters "
