@@ -153,6 +153,8 @@ class ClusterDedup(GlobalStage):
         base = self._ctx.stage_dir if self._ctx is not None and self._ctx.stage_dir else None
         if base is None:
             return Path(tempfile.mkdtemp(prefix="assay-dedup-")) / "merged"
+        for stale in Path(base).glob("merge-*"):  # left by a run that was killed while merging
+            shutil.rmtree(stale, ignore_errors=True)
         return Path(base) / f"merge-{uuid.uuid4().hex[:8]}"
 
     def merge(self, partials: Iterable[Partial]) -> DedupState:
