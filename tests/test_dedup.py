@@ -179,6 +179,10 @@ def test_pipeline_with_shards_and_workers(shared_data: Path, tmp_path: Path) -> 
     for r in rejected:
         if r["stage"] == "dedup-minhash":
             assert r["record"]["checks"]["dedup_minhash"]["survivor"] == "math500/" + str(100 + int(r["id"][5:]))
+    # rerunning the same command resumes: same output, nothing indexed again
+    assay("run", str(cfg), "--out", str(run), "-q")
+    assert read_output(run) == out
+    assert json.loads((run / "stats.json").read_text())["stages"][1]["records_rejected"] == len(near)
 
 
 # ---- dedup-minhash --------------------------------------------------------------------------
