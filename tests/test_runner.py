@@ -253,3 +253,14 @@ def test_dropped_responses_are_counted_on_the_record(tmp_path: Path) -> None:
     run(config(tmp_path, ["test.has-digit-7"]), tmp_path / "run")
     (rec,) = read_output(tmp_path / "run")
     assert len(rec["responses"]) == 1 and rec["meta"]["responses_rejected"] == 2
+
+
+def test_operational_parameters_do_not_invalidate(tmp_path: Path) -> None:
+    from assay.stage import build_stage
+
+    a = build_stage("distill", {"teacher": {"local": True, "concurrency": 2, "timeout": 10}})
+    b = build_stage("distill", {"teacher": {"local": True, "concurrency": 8, "timeout": 99,
+                                            "prices": {"m": {"input": 1, "output": 2}}}})
+    c = build_stage("distill", {"teacher": {"local": True}, "n": 3})
+    assert a.identity() == b.identity()
+    assert a.identity() != c.identity()

@@ -60,6 +60,9 @@ class Stage(BaseModel):
     # memory (bytes). `loads_model` stages keep a loaded model per worker (an actor pool on Ray).
     resources: ClassVar[dict[str, float]] = {"num_cpus": 1}
     loads_model: ClassVar[bool] = False
+    # Dotted parameter paths that change how the stage runs but not what it writes (timeouts,
+    # concurrency, prices): left out of the fingerprint, so changing them redoes nothing.
+    operational: ClassVar[tuple[str, ...]] = ()
 
     when: str | None = Field(None, description="only records matching this expression go through the "
                              "stage; the others pass unchanged (e.g. 'domain == \"math\"')")
@@ -101,6 +104,18 @@ class Stage(BaseModel):
         if ctx is None:
             raise RuntimeError(f"stage {self.label} used before setup()")
         return ctx
+
+    def identity(self) -> dict[str, Any]:
+        """The parameters that decide the stage's output (its part of the run's fingerprint)."""
+        params = self.model_dump(mode="json")
+        for path in self.operational:
+            *parents, leaf = path.split(".")
+            node: Any = params
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node.pop(leaf, None)
+        return params
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self, ctx: StageContext) -> None:

@@ -93,7 +93,7 @@ class Runner:
         read_dir = self.rd.stage_dir(0, READ_LABEL, fp)
         planned = []
         for i, (spec, st) in enumerate(zip(self.cfg.stages, self.cfg.build_stages(), strict=True), 1):
-            fp = fingerprint(fp, spec.stage, st.version, spec.label, st.model_dump(mode="json"), self.cfg.seed)
+            fp = fingerprint(fp, spec.stage, st.version, spec.label, st.identity(), self.cfg.seed)
             job = StageJob(name=spec.stage, label=spec.label, params=spec.params, fp=fp,
                            dir=self.rd.stage_dir(i, st.label, fp), seed=stage_seed(self.cfg.seed, st.label),
                            cache_dir=self.cache_dir, run_dir=self.rd.path, workers=self.workers)

@@ -60,6 +60,9 @@ class LLMStage(Stage):
 
     execution: ClassVar[Execution] = "async"
     batch_size: ClassVar[int] = 16
+    operational: ClassVar[tuple[str, ...]] = tuple(f"teacher.{k}" for k in (
+        "api_key_env", "timeout", "concurrency", "rpm", "tpm", "max_retries", "backoff", "backoff_max", "prices",
+        "local_threads"))
 
     teacher: TeacherConfig = Field(default_factory=TeacherConfig,
                                    description="the endpoint: base_url, model, api_key_env, local, timeout, "
