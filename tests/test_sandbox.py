@@ -58,21 +58,24 @@ def stdin_test(output: str, given: str = "") -> dict[str, Any]:
     return {"kind": "stdin", "cases": [{"input": given, "output": output}]}
 
 
-def sandbox_processes(stage) -> list[psutil.Process]:
-    """Processes still running as one of the stage's sandbox uids, or any bwrap child of this process."""
-    base = stage._sandbox.slot_uid(0)
+def uid_processes(uid_from: int, uid_to: int, zombies: bool = True) -> list[psutil.Process]:
     left = []
-    for p in psutil.process_iter(["uids", "name", "status"]):
+    for p in psutil.process_iter(["uids", "status"]):
         try:
-            # a zombie has ended; the host's init collects it (this container's init does so lazily)
-            if base <= p.info["uids"].real < base + 64 and p.info["status"] != psutil.STATUS_ZOMBIE:
+            if uid_from <= p.info["uids"].real < uid_to and (zombies or p.info["status"] != psutil.STATUS_ZOMBIE):
                 left.append(p)
         except (psutil.Error, TypeError):
             pass
-    me = psutil.Process()
-    left += [c for c in me.children(recursive=True) if c.name() in ("bwrap", "setpriv")
-             and c.status() != psutil.STATUS_ZOMBIE]
     return left
+
+
+def sandbox_processes(stage) -> list[psutil.Process]:
+    """Processes (zombies too: nothing may be left for the host's init to collect) of the stage's sandbox
+    uids, and bwrap / setpriv processes under this one."""
+    base = stage._sandbox.slot_uid(0)
+    me = psutil.Process()
+    return uid_processes(base, base + 64) + [c for c in me.children(recursive=True)
+                                              if c.name() in ("bwrap", "setpriv", "sh")]
 
 
 def assert_clean(stage) -> None:
@@ -288,7 +291,8 @@ def test_killing_the_parent_does_not_reach_the_host(stage) -> None:
                     pass
             os.kill(os.getpid(), signal.SIGKILL)
     """, {"kind": "function", "fn_name": "f", "cases": [{"args": [], "expected": 1}]})
-    assert res["code"] == "runtime_error"
+    # the harness is the sandbox's init: signals from inside do not reach it, so f just returns None
+    assert res["code"] == "wrong_answer"
     assert psutil.pid_exists(host)
     assert run(stage, "print(input())", stdin_test("7", "7"))["code"] == "accepted"  # still works
     assert_clean(stage)
@@ -302,6 +306,64 @@ def test_sandbox_has_no_capabilities_and_runs_unprivileged(stage) -> None:
         print("root" if os.getuid() == 0 or caps else "user", status["NoNewPrivs"].strip())
     """, stdin_test("user 1"))
     assert res["code"] == "accepted", res
+
+
+def test_processes_together_are_held_to_the_memory_limit(stage) -> None:
+    """Each process under its address-space limit, twenty of them far over it together: the sandbox's
+    memory cgroup (where the host allows one) kills them and the verdict is memory_limit."""
+    if stage._sandbox.cgroups is None:
+        pytest.skip("no writable memory cgroup here")
+    res = run(stage, """
+        import os, time
+        kids = []
+        for i in range(20):
+            pid = os.fork()
+            if pid == 0:
+                b = bytearray(100 << 20)
+                for j in range(0, len(b), 4096):
+                    b[j] = 1
+                time.sleep(5)
+                os._exit(0)
+            kids.append(pid)
+        for k in kids:
+            os.waitpid(k, 0)
+        print("done")
+    """, stdin_test("done"))
+    assert res["code"] == "memory_limit", res
+    assert_clean(stage)
+
+
+CRASH_SCRIPT = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from assay.verify.sandbox import Limits, Sandbox
+box = Sandbox(slots=1)
+s = box.session(Limits(memory_mb=256))
+code = ("import time\\ndef f():\\n    while True:\\n        try:\\n            time.sleep(1000)\\n"
+        "        except BaseException:\\n            pass\\n")
+s.start({"mode": "function", "language": "python", "program": [{"code": code}], "fn_name": "f", "time_limit": 1,
+         "output_limit": 1000, "wall_factor": 2}, timeout=60)
+s.send({"op": "case", "i": 0, "args": []}, 10)
+print(json.dumps({"uid": box.slot_uid(0)}), flush=True)
+time.sleep(600)
+"""
+
+
+def test_sandbox_ends_when_the_host_process_is_killed() -> None:
+    """assay killed while a program that swallows its time limit sleeps in the sandbox: the sandbox goes too."""
+    proc = subprocess.Popen([sys.executable, "-c", CRASH_SCRIPT, str(REPO / "src")], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        uid = json.loads(proc.stdout.readline())["uid"]  # type: ignore[union-attr]
+        time.sleep(1.0)
+        assert uid_processes(uid, uid + 1), "the sandbox should be running"
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while uid_processes(uid, uid + 1, zombies=False) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert uid_processes(uid, uid + 1, zombies=False) == []
 
 
 def test_refuses_without_bubblewrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -95,6 +95,9 @@ class CodeVerify(ResponseCheck):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
 
     def check_batch(self, items: list[tuple[Record, Response]]) -> list[Verdict]:
         if self._pool is None:

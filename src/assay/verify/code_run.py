@@ -27,6 +27,7 @@ STATUS = {"timeout": "time_limit", "memory": "memory_limit", "output": "output_l
           "fail": "wrong_answer", "compile_error": "compile_error"}
 SHOW = 1000  # characters of input / expected / got kept in the first failure
 STARTUP_S = 20.0  # allowance for starting a sandbox on a busy machine
+OOM = "its processes together ran over the memory limit (killed by the sandbox's memory cgroup)"
 
 
 @dataclass
@@ -147,6 +148,7 @@ class Judge:
             with self.sandbox.session(self._limits(plan)) as s:
                 s.max_line = 8 * self._output_limit(plan) + (1 << 20)  # an output as escaped JSON
                 out.sandboxes += 1
+                oom = s.oom_kills()
                 try:
                     ready = s.start(init, timeout=STARTUP_S + wall + grace)
                 except SessionTimeout:
@@ -157,6 +159,9 @@ class Judge:
                 except SessionOverflow:
                     s.kill()
                     self._fail_rest(out, i, CaseResult("output_limit"))
+                    return
+                if s.oom_kills() > oom:
+                    self._fail_rest(out, i, CaseResult("memory_limit", info={"error": OOM}))
                     return
                 if ready is None or ready.get("ev") == "fatal":
                     self._died(s, ready, out, i, loading=True)
@@ -184,9 +189,10 @@ class Judge:
                 msg["args"] = case["args"]
             else:
                 msg["unit"] = case["unit"]
+            oom = s.oom_kills()
             try:
                 if not s.send(msg, timeout=STARTUP_S):
-                    self._died(s, None, out, i)
+                    self._died(s, None, out, i, oom=s.oom_kills() > oom)
                     return i + 1, self._stop(out, i)
                 res = s.recv(timeout=deadline_s)
             except SessionTimeout:
@@ -199,9 +205,11 @@ class Judge:
                 out.results[i] = CaseResult("output_limit")
                 return i + 1, self._stop(out, i)
             if res is None or res.get("ev") == "fatal":
-                self._died(s, res, out, i)
+                self._died(s, res, out, i, oom=s.oom_kills() > oom)
                 return i + 1, self._stop(out, i)
             out.results[i] = self.compare(plan, case, res)
+            if s.oom_kills() > oom:  # the cgroup killed one of its processes: over the limit, whatever it printed
+                out.results[i] = CaseResult("memory_limit", res.get("time"), {"error": OOM})
             if self._stop(out, i):
                 return i + 1, True
             i += 1
@@ -211,8 +219,12 @@ class Judge:
         r = out.results[i]
         return self.opts.stop_at_first_failure and (r is None or r.verdict != "accepted")
 
-    def _died(self, s: Session, res: dict[str, Any] | None, out: Judgement, i: int, loading: bool = False) -> None:
+    def _died(self, s: Session, res: dict[str, Any] | None, out: Judgement, i: int, loading: bool = False,
+              oom: bool = False) -> None:
         """The harness ended without answering: the program killed it, crashed it, or the sandbox broke."""
+        if oom:
+            out.results[i] = CaseResult("memory_limit", info={"error": OOM})
+            return
         if res is not None and res.get("ev") == "fatal":
             out.verdict, out.reason = "sandbox_error", "the sandbox failed: " + str(res.get("error", ""))[-500:]
             out.results[i] = CaseResult("sandbox_error")

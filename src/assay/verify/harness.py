@@ -138,6 +138,8 @@ class Harness:
         self.kill_all = bool(init.get("pid_namespace")) and os.getuid() != 0
         set_limits(init["limits"])
         self.work = init["work_dir"]
+        if os.getpid() == 1:
+            self.watch_host()
         sys.path.extend(init.get("sys_path") or ())
         sys.dont_write_bytecode = True
         os.makedirs(os.path.join(self.work, PRIVATE), mode=0o700, exist_ok=True)
@@ -152,6 +154,24 @@ class Harness:
             builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
         except Exception:
             pass
+
+    def watch_host(self):
+        """As the namespace's init nothing from outside stops this process but a kill by pid; if the host
+        goes away (its ends of the pipes close), end everything instead of running on unattended."""
+        import _thread
+
+        ctrl, events = self.ctrl.fileno(), self.events
+
+        def watch():
+            poll = select.poll()
+            poll.register(ctrl, select.POLLHUP | select.POLLERR)
+            poll.register(events, select.POLLERR | select.POLLHUP)
+            while True:
+                for _fd, ev in poll.poll():
+                    if ev & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+                        os._exit(99)
+
+        _thread.start_new_thread(watch, ())
 
     def run(self):
         self.start()
@@ -300,6 +320,8 @@ class Harness:
                 os.killpg(pid, SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        if os.getpid() == 1:
+            _reap_orphans()
 
     def child_python(self):
         _fresh_stdio()
@@ -587,6 +609,18 @@ def _drain(fd, cap):
             break
         buf += chunk
     return bytes(buf[: max(cap, 0)])
+
+
+def _reap_orphans():
+    """As the namespace's init, collect what was killed (zombies count against the process limits)."""
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.001)
 
 
 def _kill(pid):

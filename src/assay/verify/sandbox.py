@@ -26,6 +26,7 @@ import functools
 import json
 import os
 import queue
+import re
 import selectors
 import shutil
 import signal
@@ -35,17 +36,20 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from assay.errors import AssayError
+from assay.verify.sandbox_cgroups import Cgroups, cgroup_tag
 
 HARNESS = Path(__file__).with_name("harness.py")
 # The harness goes in precompiled when the sandbox's interpreter has this one's bytecode format
 # (compiling it at every start would cost as much as the interpreter's own start-up).
 _BOOT = "import marshal,binascii,sys;exec(marshal.loads(binascii.a2b_base64(sys.argv[1])))"
 SANDBOX_WORK = "/tmp"
+INFO_FD = "{info-fd}"  # in a command: replaced by the fd where bwrap writes the host pid of the sandbox's init
 UID_BASE = 3_000_000_000  # slot uids: far above any real account
 TAIL = 8192
 
@@ -222,7 +226,9 @@ class Sandbox:
     slots: int = 2
     tmp_mb: int = 64
     site_packages: bool = True
+    use_cgroups: bool = True
     mode: str = field(default="", init=False)
+    cgroups: Cgroups | None = field(default=None, init=False)
     runtime: PythonRuntime = field(init=False)
     _free: queue.Queue[int] = field(init=False, repr=False)
     _uid_base: int = field(init=False, repr=False)
@@ -249,6 +255,16 @@ class Sandbox:
             self.mode = "userns"
         else:
             self.mode = "setuid"
+        if self.use_cgroups:
+            self.cgroups = Cgroups.create(max(1, self.slots), f"{cgroup_tag()}-{id(self):x}")
+            if self.cgroups is not None:  # removed at close(), or when this object goes or the process exits
+                self._finalizer = weakref.finalize(self, self.cgroups.close)
+
+    def close(self) -> None:
+        """Remove the slot cgroups (sessions must be closed)."""
+        if self.cgroups is not None:
+            self.cgroups.close()
+            self.cgroups = None
 
     # ---- start-up check ----------------------------------------------------------------------
     def probe(self) -> None:
@@ -316,14 +332,22 @@ class Sandbox:
 
     def command(self, slot: int) -> tuple[list[str], dict[str, Any]]:
         """(argv, init fields) for a session in `slot`."""
+        argv, init = self._command(slot)
+        if self.cgroups is not None:
+            argv = self.cgroups.join_argv(slot, argv)
+        return argv, init
+
+    def _command(self, slot: int) -> tuple[list[str], dict[str, Any]]:
         py = self.runtime.harness_argv()
         if self.mode == "unsafe":
             return py, {}
-        # No --as-pid-1: the parent-death signal never reaches a namespace's pid 1, so a killed bwrap
-        # would leave the harness running; bwrap's own init dies with it and takes the namespace along.
+        # --as-pid-1: the harness is the namespace's init, so programs inside cannot signal it and everything
+        # dies when it exits (bwrap's own init would outlive bwrap as an orphan on every run). The parent-death
+        # signal never reaches a namespace's init, so the host kills it by the pid --info-fd reports, and the
+        # harness exits by itself when the host's end of its pipes goes away.
         known = bwrap_options(self.bwrap)
-        args = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-net", "--unshare-ipc",
-                "--unshare-uts", "--hostname", "sandbox"]
+        args = [self.bwrap, "--die-with-parent", "--new-session", "--as-pid-1", "--info-fd", INFO_FD,
+                "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox"]
         if "--unshare-cgroup-try" in known:
             args.append("--unshare-cgroup-try")
         if "--clearenv" in known:  # (older bwrap: the environment Popen gives bwrap is already clean)
@@ -399,9 +423,30 @@ class Session:
                 uid = box.slot_uid(slot)
                 os.chown(self.tmp, uid, uid)
                 self.init_fields["uid"] = uid
+        self.cgroup = box.cgroups.slots[slot] if box.cgroups is not None else None
+        if self.cgroup is not None:
+            # the whole sandbox: the program's memory plus its tmpfs files, and the harness's share
+            total = (limits.memory_mb + box.tmp_mb + 8 + 128) << 20
+            try:
+                self.cgroup.limit(total, limits.processes + 16)
+            except OSError:
+                self.cgroup = None
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     cwd=cwd, env=env, start_new_session=True, close_fds=True, bufsize=0)
+        self._info_r: int | None = None
+        self.init_pid: int | None = None
+        pass_fds: tuple[int, ...] = ()
+        if box.mode != "unsafe":
+            self._info_r, info_w = os.pipe()
+            os.set_blocking(self._info_r, False)
+            pass_fds = (info_w,)
+            argv = [str(info_w) if a == INFO_FD else a for a in argv]
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         cwd=cwd, env=env, start_new_session=True, close_fds=True, bufsize=0,
+                                         pass_fds=pass_fds)
+        finally:
+            for fd in pass_fds:
+                os.close(fd)
         assert self.proc.stdin and self.proc.stdout and self.proc.stderr
         self._in, self._out, self._errfd = (self.proc.stdin.fileno(), self.proc.stdout.fileno(),
                                             self.proc.stderr.fileno())
@@ -493,13 +538,29 @@ class Session:
         except OSError:
             return b""
 
+    def oom_kills(self) -> int:
+        """How many processes the slot's memory cgroup has killed so far (0 without cgroups)."""
+        return self.cgroup.oom_kills() if self.cgroup is not None else 0
+
     def stderr_tail(self) -> str:
         return self._err.decode("utf-8", "replace").strip()[-2000:]
 
     # ---- ending ----------------------------------------------------------------------------------
     def kill(self) -> None:
-        """Kill the sandbox and everything in it (bwrap's PID namespace dies with it)."""
+        """Kill the sandbox and everything in it: its init (the harness) takes the PID namespace along."""
         self.killed = True
+        pid = self._init_pid()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            else:  # bwrap collects its child and exits; killing it first would orphan the dead init
+                try:
+                    self.proc.wait(1.0)
+                    return
+                except subprocess.TimeoutExpired:
+                    pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -508,6 +569,18 @@ class Session:
             self.proc.kill()
         except ProcessLookupError:
             pass
+
+    def _init_pid(self) -> int | None:
+        """The host pid of the sandbox's init, from bwrap's --info-fd (None before bwrap wrote it)."""
+        if self.init_pid is None and self._info_r is not None:
+            try:
+                data = os.read(self._info_r, 4096)
+            except (BlockingIOError, OSError):
+                data = b""
+            m = re.search(rb'"child-pid"\s*:\s*(\d+)', data)
+            if m:
+                self.init_pid = int(m.group(1))
+        return self.init_pid
 
     def exit_status(self, timeout: float = 5.0) -> int | None:
         try:
@@ -525,6 +598,7 @@ class Session:
                 self.proc.stdin.close()  # type: ignore[union-attr]
             except OSError:
                 pass
+            self._init_pid()  # read while it is there
             code = self.exit_status(2.0)
             if code is None:
                 self.kill()
@@ -544,6 +618,9 @@ class Session:
                     pass
             if self.tmp:
                 shutil.rmtree(self.tmp, ignore_errors=True)
+            if self._info_r is not None:
+                os.close(self._info_r)
+                self._info_r = None
             self.box.release(self.slot)
 
     def _reap_unsafe(self) -> None:
