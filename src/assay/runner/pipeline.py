@@ -239,6 +239,7 @@ class Runner:
             stage = live_stage(p.job)
             assert isinstance(stage, GlobalStage)
             self.hub.log("indexing", stage=p.label, shards=len(shards))
+            t0 = time.perf_counter()
             if stage.parallel_index():
                 state = self._merge(p, stage, self._parallel_index(p, shards, tokens, prev, engine))
             else:
@@ -248,7 +249,7 @@ class Runner:
             with open(f"{state_path}.tmp", "wb") as f:
                 pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
             Path(f"{state_path}.tmp").replace(state_path)
-            atomic_write_bytes(flag, orjson.dumps({"upstream": tokens}))
+            atomic_write_bytes(flag, orjson.dumps({"upstream": tokens, "seconds": time.perf_counter() - t0}))
             # a new state means new decisions for every shard
             for i in shards:
                 p.dir.marker(i).unlink(missing_ok=True)
@@ -358,6 +359,9 @@ class Runner:
         stages = []
         for p in planned:
             st = total(p.dir)
+            indexed = p.dir.flag("indexed")
+            if indexed.exists():  # a global stage's index pass counts in its time
+                st.seconds += orjson.loads(indexed.read_bytes()).get("seconds", 0.0)
             d = {"stage": p.label, "type": p.job.name, **st.to_dict()}
             d["records_per_s"] = round(st.records_in / st.seconds, 1) if st.seconds > 0 else None
             d["incomplete"] = incomplete(p.dir)
