@@ -3,11 +3,14 @@
 Each session is one sandbox running `harness.py` (the in-sandbox half) under bubblewrap with new
 PID, network, IPC, UTS and cgroup namespaces (and a user namespace where the kernel lets a plain
 uid make one), a read-only view of /usr and of the Python installation only, a private size-capped
-tmpfs as the work dir, an empty environment and `--die-with-parent`. The harness sets rlimits
+tmpfs as the work dir, an empty environment and `--die-with-parent`. The harness is the sandbox's
+init: programs inside cannot signal it, and everything inside dies with it. It sets rlimits
 (address space, processes, file size, open files, CPU) before any candidate code runs, and the
 program runs as a uid of its own (one per worker slot, so the process limit counts only its
-processes). The host keeps a wall-clock deadline on every message and kills the whole sandbox
-(and with it every process inside) when one passes; captured output is capped on both sides.
+processes). Where the host allows it, each slot also has a memory and a pids cgroup, which hold
+all the sandbox's processes together to the memory limit. The host keeps a wall-clock deadline
+on every message and kills the whole sandbox (and with it every process inside) when one passes;
+captured output is capped on both sides; if the host dies, the harness notices and ends too.
 
 Three ways to start bubblewrap, picked automatically:
 - `userns`: bwrap runs as an unprivileged uid (the current user, or as root a per-slot uid via
