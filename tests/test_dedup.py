@@ -265,7 +265,7 @@ def test_minhash_parameters_are_checked() -> None:
     with pytest.raises(ConfigError, match="shingle"):
         build_stage("dedup-minhash", {"shingle": "sentence"})
     assert optimal_bands(0.8, 128) == (9, 13)  # what datasketch picks for the same threshold
-    assert build_stage("dedup-minhash", {"threshold": 0.8}).band_rows == (14, 9)  # verified: recall first
+    assert build_stage("dedup-minhash", {"threshold": 0.8}).band_rows == (16, 8)  # verified: recall first
     assert build_stage("dedup-minhash", {"threshold": 0.8, "verify": False}).band_rows == (9, 13)
 
 

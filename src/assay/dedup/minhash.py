@@ -99,7 +99,7 @@ class MinHashDedup(ClusterDedup):
         if self.bands is not None:
             return self.bands, self.num_perm // self.bands
         # Verified candidates cost only a comparison, so favour recall; unverified ones are final.
-        fp_weight = 0.1 if self.verify else 0.5
+        fp_weight = 0.05 if self.verify else 0.5
         return optimal_bands(round(self.threshold, 4), self.num_perm, fp_weight, 1 - fp_weight)
 
     def features(self, batch: list[Record], texts: list[str]) -> dict[str, np.ndarray]:
