@@ -314,3 +314,18 @@ def test_semantic_dedup_on_ray_with_partitions_drops_the_planted_copies(cluster:
     assert len(ids(local)) < 400 * (1 + 1 / 7 + 1 / 11) - 50  # the copies went
     # partitions may miss a pair the exact search finds: allow a few, never invent one
     assert len(ids(on_ray) ^ ids(local)) <= 0.02 * len(ids(local))
+
+
+def test_an_unreachable_cluster_fails_in_seconds_with_one_sentence(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "domain": "math", "prompt": "1 + 1?"}])
+    (tmp_path / "p.yaml").write_text("inputs: [in.jsonl]\nstages: [collect]\n")
+    started = time.monotonic()
+    proc = assay("run", str(tmp_path / "p.yaml"), "--out", str(tmp_path / "out"), "--engine", "ray",
+                 "--address", f"127.0.0.1:{port}", check=False, timeout=60)
+    assert proc.returncode == 2 and time.monotonic() - started < 30
+    assert f"nothing answers at 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr

@@ -74,6 +74,22 @@ def task_jobs(task: Any) -> list[Any]:
     return []
 
 
+def probe(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, with one sentence, when nothing listens at HOST:PORT (Ray itself retries
+    an unreachable head for minutes)."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", "local" or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise AssayError(f"nothing answers at {address} ({exc.strerror or exc}); start the head with "
+                         "`ray start --head` or fix --address") from None
+
+
 def unwrap(exc: BaseException) -> BaseException:
     """The exception a user should see: the stage's own error, or one sentence for a lost worker."""
     import ray.exceptions as rex
@@ -178,12 +194,15 @@ class RayEngine(Engine):
             try:
                 address = address or os.environ.get("RAY_ADDRESS") or None
                 if address:
+                    probe(address)
                     ray.init(address=address, **opts)
                 else:  # a private local cluster for this run (never a stale one found on disk)
                     ray.init(address="local", num_cpus=workers,
                              object_store_memory=object_store_memory or LOCAL_OBJECT_STORE, **opts)
                 self._owns_cluster = True  # connected here: disconnect (and stop a local cluster) at close
-            except (ConnectionError, RuntimeError, ValueError) as exc:
+            except AssayError:
+                raise
+            except Exception as exc:  # connection refused, bad address, missing auth token, ...
                 where = f"at {address!r}" if address else "locally"
                 raise AssayError(f"could not start or reach a Ray cluster {where}: {exc}") from None
             finally:
