@@ -11,6 +11,7 @@ directory (`inputs/`), which every node sees, before reading starts.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 from assay.config import PipelineConfig
 from assay.engines.shared_cache import merge_segments
-from assay.engines.storage import is_url, stage_inputs
+from assay.engines.storage import is_url, plain_path, stage_inputs
 from assay.runner.pipeline import Planned, Runner, RunResult
 from assay.runner.progress import Hub
 from assay.runner.rundir import StageDir
@@ -38,12 +39,19 @@ class RayRunner(Runner):
 
             engine = RayEngine(workers=workers or cfg.workers, hub=hub)
         super().__init__(cfg, out, hub=hub or engine.hub, engine=engine, workers=workers or engine.workers)
+        raw = cfg.cache_dir
+        if raw and is_url(raw):
+            local = plain_path(raw)
+            # an object store holds only the teacher's answers (segments); the other caches
+            # (embeddings, verdicts) are SQLite files: they stay on each node's own disk
+            self.cache_dir = Path(local) if local is not None else Path(
+                os.environ.get("ASSAY_CACHE_DIR") or Path.home() / ".cache" / "assay")
 
     @property
     def request_cache_root(self) -> str:
         """Where teacher answers are cached: the config's cache_dir as written (it may be a URL)."""
         raw = self.cfg.cache_dir
-        return raw if raw and is_url(raw) else str(self.cache_dir)
+        return raw if raw and is_url(raw) and plain_path(raw) is None else str(self.cache_dir)
 
     @property
     def engine_run_id(self) -> str:
