@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,13 @@ def stdin(*pairs: tuple[str, str]) -> dict[str, Any]:
     return {"kind": "stdin", "cases": [{"input": i, "output": o} for i, o in pairs]}
 
 
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (make setup)")
+
+
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory):
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed (make setup)")
     st = build_stage("code-verify", {"timeout_s": 2.0})
     st.setup(StageContext(cache_dir=tmp_path_factory.mktemp("cv")))
     yield st
@@ -191,6 +197,7 @@ def coderl_class(letters: str) -> Any:
     return False if "W" in letters else True
 
 
+@needs_bwrap
 def test_apps_model_solutions_get_their_labels(shared_data: Path, tmp_path: Path) -> None:
     records = convert("apps", shared_data / "apps_coderl_sample" / "apps_train_sample.jsonl")
     for rec in records:  # CodeRL's labelled samples; the baseline_solutions are harness-wrapped copies
@@ -274,6 +281,7 @@ def test_stdin_verdicts_and_first_failure(stage) -> None:
     assert slow["code"] == "time_limit" and slow["verdicts"] == "T---"
 
 
+@needs_bwrap
 def test_run_all_tests_gives_the_exact_pass_fraction(tmp_path: Path) -> None:
     st = build_stage("code-verify", {"timeout_s": 1.0, "stop_at_first_failure": False})
     st.setup(StageContext(cache_dir=tmp_path))
@@ -286,6 +294,7 @@ def test_run_all_tests_gives_the_exact_pass_fraction(tmp_path: Path) -> None:
     assert res["verdicts"] == "ATWA" and res["score"] == 0.5 and res["code"] == "time_limit"
 
 
+@needs_bwrap
 def test_expected_output_larger_than_the_cap(tmp_path: Path) -> None:
     st = build_stage("code-verify", {"output_limit_mb": 0.01})
     st.setup(StageContext(cache_dir=tmp_path))
@@ -379,6 +388,7 @@ def test_duplicate_candidates_are_judged_once(stage) -> None:
 # ---- through the CLI ----------------------------------------------------------------------------------------
 
 
+@needs_bwrap
 def test_assay_apply_code_verify(tmp_path: Path, shared_data: Path) -> None:
     records = convert("apps", shared_data / "apps_coderl_sample" / "apps_train_sample.jsonl")[3:]
     src = write_jsonl(tmp_path / "in.jsonl", records)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from assay.stage import StageContext, build_stage
 from assay.verify.sandbox import Sandbox, SandboxUnavailable
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox is Linux only")
+needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (make setup)")
 
 REPO = Path(__file__).resolve().parents[1]
 LIMITS = {"timeout_s": 1.0, "wall_time_factor": 2.0, "memory_mb": 256, "output_limit_mb": 1.0, "workers": 2,
@@ -37,6 +39,8 @@ def _stage(tmp: Path, **params: Any):
 def stage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """The stage with the interpreter running the tests (setuid mode as root: /root is private) and with
     /usr/bin/python3 (user-namespace mode: bwrap itself runs as the slot's uid)."""
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed (make setup)")
     params: dict[str, Any] = {}
     if request.param == "system-python":
         if not Path("/usr/bin/python3").exists():
@@ -349,6 +353,7 @@ time.sleep(600)
 """
 
 
+@needs_bwrap
 def test_sandbox_ends_when_the_host_process_is_killed() -> None:
     """assay killed while a program that swallows its time limit sleeps in the sandbox: the sandbox goes too."""
     proc = subprocess.Popen([sys.executable, "-c", CRASH_SCRIPT, str(REPO / "src")], stdout=subprocess.PIPE,
@@ -408,6 +413,7 @@ print(json.dumps(out))
 """
 
 
+@needs_bwrap
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start a process as another uid")
 def test_unprivileged_caller_gets_user_namespace_sandbox() -> None:
     """As a plain user (no root anywhere), bwrap makes a user namespace; the same attacks stay contained."""
