@@ -229,7 +229,9 @@ class Runner:
 
     def _global_segment(self, p: Planned, upstream: Iterator[int], prev: StageDir, engine: Engine,
                         started: list[Stage]) -> Iterator[int]:
-        shards = list(upstream)  # barrier: the index needs every record
+        # barrier: the index needs every record. Sorted: shards arrive in completion order, and the
+        # "indexed" flag compares this token list with the last run's (else a rerun re-indexes)
+        shards = sorted(upstream)
         state_path = p.dir.path / "state.pkl"
         tokens = [prev.token(i) for i in shards]
         flag = p.dir.flag("indexed")
