@@ -126,8 +126,10 @@ def test_every_kind_of_stage_on_ray_equals_local_and_resumes(cluster: str, tmp_p
         cache.close()
         assert not list((tmp_path / "cache-ray" / SEGMENT_DIR).glob("*.seg"))
         before = server.count()
+        markers = {m: m.read_bytes() for m in (tmp_path / "ray" / "stages").glob("*/done/*.json")}
         again = run_ray(cfg, tmp_path / "ray")  # a rerun resumes: nothing is redone
         assert server.count() == before
+        assert {m: m.read_bytes() for m in (tmp_path / "ray" / "stages").glob("*/done/*.json")} == markers
         assert again == local
 
 

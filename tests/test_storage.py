@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,25 @@ def test_sqlite_answers_from_earlier_runs_are_read(tmp_path: Path) -> None:
     assert seg.get_many(["paid"])["paid"]["text"] == "earlier"
     seg.close()
     assert os.path.exists(cache_path(tmp_path))
+
+
+def _killed_writer(root: str) -> None:
+    cache = SegmentCache(root)
+    for k in ("a", "b", "c"):
+        cache.put(k, "m", completion(k))
+    os.kill(os.getpid(), signal.SIGKILL)  # dies without closing: no .closed marker
+
+
+def test_segments_of_a_killed_writer_of_this_machine_are_folded_in(tmp_path: Path) -> None:
+    proc = mp.get_context("spawn").Process(target=_killed_writer, args=(str(tmp_path),))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == -signal.SIGKILL
+    assert not list((tmp_path / SEGMENT_DIR).glob("*.closed"))
+    idle = SegmentCache(tmp_path)  # a writer that stored nothing leaves only its .closed marker
+    idle.close()
+    assert merge_segments(tmp_path) == 3  # its process is gone: nobody will ever append again
+    assert not list((tmp_path / SEGMENT_DIR).iterdir())
+    sqlite = RequestCache(cache_path(tmp_path))
+    assert sqlite.keys() == {"a", "b", "c"}
+    sqlite.close()

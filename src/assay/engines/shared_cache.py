@@ -37,9 +37,28 @@ FLUSH_SECONDS = 5.0  # ...or at most this old
 REFRESH_SECONDS = 2.0  # how often a reader looks for other writers' new answers
 
 
+def _host() -> str:
+    return socket.gethostname().replace("-", "_")[:40] or "host"
+
+
 def writer_name(prefix: str = "") -> str:
-    host = socket.gethostname().replace("-", "_")[:40] or "host"
-    return "-".join(p for p in (prefix, host, str(os.getpid()), uuid.uuid4().hex[:8]) if p)
+    """`[prefix-]host-pid-random`: unique, and tells which machine and process writes."""
+    return "-".join(p for p in (prefix, _host(), str(os.getpid()), uuid.uuid4().hex[:8]) if p)
+
+
+def writer_is_dead(writer: str) -> bool:
+    """True for a writer of this machine whose process is gone (a killed run's); writers of
+    other machines cannot be checked from here and count as alive."""
+    parts = writer.split("-")
+    if len(parts) < 3 or parts[-3] != _host() or not parts[-2].isdigit():
+        return False
+    try:
+        os.kill(int(parts[-2]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _filesystem(root: str) -> tuple[Any, str, bool]:
@@ -220,8 +239,9 @@ class SegmentCache:
 
 def merge_segments(root: str | os.PathLike[str], finished_prefix: str | None = None) -> int:
     """Fold segments into the SQLite cache of a POSIX cache directory and remove them: those of
-    writers that closed, and those whose name starts with `finished_prefix` (a run's writers,
-    all ended, some perhaps killed). Returns the answers added. Object stores keep segments."""
+    writers that closed, of writers of this machine whose process is gone (a killed run), and
+    those whose name starts with `finished_prefix` (a run's writers, all ended, some perhaps
+    killed). Returns the answers added. Object stores keep their segments."""
     from assay.teacher.cache import RequestCache, cache_path
 
     if is_url(str(root)) and plain_path(str(root)) is None:
@@ -231,7 +251,11 @@ def merge_segments(root: str | os.PathLike[str], finished_prefix: str | None = N
         return 0
     closed = {p.name[: -len(".closed")] for p in seg_dir.glob("*.closed")}
     done = [p for p in sorted(seg_dir.glob("*.seg")) if _writer_of(p.name) in closed
-            or (finished_prefix and p.name.startswith(finished_prefix))]
+            or (finished_prefix and p.name.startswith(finished_prefix)) or writer_is_dead(_writer_of(p.name))]
+    writing = {_writer_of(p.name) for p in seg_dir.glob("*.seg")} - {_writer_of(p.name) for p in done}
+    for writer in closed - writing:  # finished writers with nothing (left) to fold in
+        if not any(seg_dir.glob(f"{writer}*.seg")):
+            (seg_dir / f"{writer}.closed").unlink(missing_ok=True)
     if not done:
         return 0
     cache = RequestCache(cache_path(seg_dir.parent))
