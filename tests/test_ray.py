@@ -331,3 +331,26 @@ def test_an_unreachable_cluster_fails_in_seconds_with_one_sentence(tmp_path: Pat
                  "--address", f"127.0.0.1:{port}", check=False, timeout=60)
     assert proc.returncode == 2 and time.monotonic() - started < 30
     assert f"nothing answers at 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_quotas_counted_then_sampled_on_the_cluster_give_the_local_state(cluster: str, tmp_path: Path,
+                                                                         shared_data: Path) -> None:
+    """Two quotas applied in turn (a cap per source, then a share per difficulty bucket), a rule,
+    ties in the preference: the two-pass distributed merge equals the local merge."""
+    from assay.engines.ray_select import distributed_select_merge
+    from assay.stage import StageContext, build_stage
+
+    records = read_jsonl(shared_data / "math500" / "test.jsonl")
+    rows = [{"id": f"m{i}", "domain": "math", "source": r["subject"], "prompt": r["problem"],
+             "labels": {"level": r["level"], "difficulty": (i % 10) / 10}} for i, r in enumerate(records)]
+    stage = build_stage("select", {
+        "rules": ["labels.level >= 2"],
+        "prefer": "labels.level",
+        "quotas": [{"by": "source", "max": 40, "groups": {"Geometry": 0}},
+                   {"by": "labels.difficulty", "edges": [0.3, 0.7], "fraction": 0.5, "groups": {"<0.3": 1.0}}]})
+    stage.setup(StageContext(cache_dir=tmp_path, seed=3))
+    partials = [stage.index_shard(stage.positioned(k, iter(rows[s:s + 60])))
+                for k, s in enumerate(range(0, len(rows), 60))]
+    local = stage.merge(partials)
+    assert len(local.dropped) > 100 and local.quota_groups[0]["Geometry"]["kept"] == 0
+    assert distributed_select_merge(stage, iter(partials)) == local

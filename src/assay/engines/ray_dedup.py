@@ -250,6 +250,12 @@ def distributed_semantic_merge(stage: Any, partials: Iterable[Any], workers: int
 def distributed_merge(stage: Any, workers: int, semantic_min: int) -> Any:
     """A function(stage, partials) -> state that merges across the cluster, or None to use the
     stage's own merge."""
+    from assay.select.select import Select
+
+    if type(stage) is Select and stage.quotas:
+        from assay.engines.ray_select import distributed_select_merge
+
+        return distributed_select_merge
     try:
         from assay.dedup.minhash import MinHashDedup
         from assay.dedup.semantic import SemanticDedup
