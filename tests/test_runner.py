@@ -264,3 +264,16 @@ def test_operational_parameters_do_not_invalidate(tmp_path: Path) -> None:
     c = build_stage("distill", {"teacher": {"local": True}, "n": 3})
     assert a.identity() == b.identity()
     assert a.identity() != c.identity()
+
+
+def test_inputs_may_be_urls(tmp_path: Path) -> None:
+    import fsspec
+
+    write_jsonl(tmp_path / "in.jsonl", make_records(5))
+    with fsspec.open("memory://bucket/more.jsonl", "w") as f:  # a remote filesystem, in this process
+        f.write("".join(json.dumps(r) + "\n" for r in make_records(8)[5:]))
+    cfg = {"inputs": [f"file://{tmp_path / 'in.jsonl'}", "memory://bucket/more.jsonl"], "workers": 1,
+           "stages": ["collect"]}
+    run(cfg, tmp_path / "run")
+    assert [r["id"] for r in read_output(tmp_path / "run")] == [f"r{i}" for i in range(8)]
+    assert list((tmp_path / "run" / "inputs").rglob("*.jsonl"))  # the remote file was copied once

@@ -19,7 +19,7 @@ from typing import Any
 
 from assay.config import PipelineConfig
 from assay.engines.shared_cache import merge_segments
-from assay.engines.storage import is_url, plain_path, stage_inputs
+from assay.engines.storage import is_url, plain_path
 from assay.runner.pipeline import Planned, Runner, RunResult
 from assay.runner.progress import Hub
 from assay.runner.rundir import StageDir
@@ -58,9 +58,6 @@ class RayRunner(Runner):
         return getattr(self._engine, "run_id", "") or "-"
 
     def _run(self, started: float) -> RunResult:
-        staged = stage_inputs(self.cfg.inputs, self.rd.path / "inputs")
-        if staged != self.cfg.inputs:
-            self.cfg = self.cfg.model_copy(update={"inputs": staged})
         try:
             result = super()._run(started)
         finally:

@@ -122,6 +122,12 @@ class Runner:
             self.rd.close()
 
     def _run(self, started: float) -> RunResult:
+        from assay.engines.storage import stage_inputs
+
+        # inputs given as URLs (s3://, gs://, https://, memory://) are copied once into RUN/inputs/
+        staged = stage_inputs(self.cfg.inputs, self.rd.path / "inputs")
+        if staged != self.cfg.inputs:
+            self.cfg = self.cfg.model_copy(update={"inputs": staged})
         read_dir, planned = self.plan()
         invalidated = self.rd.reconcile([read_dir] + [p.dir for p in planned])
         if invalidated:
