@@ -139,3 +139,22 @@ def test_pass_rate_counts_responses_rejected_earlier(tmp_path) -> None:
     (out,) = read_output(tmp_path / "run")
     assert out["meta"]["responses_rejected"] == 1
     assert out["labels"]["pass_rate"] == 0.5
+
+
+def test_ignored_checks_rank_but_do_not_decide(tmp_path) -> None:
+    from assay.config import parse_config
+    from assay.runner.pipeline import Runner
+    from conftest import read_output, write_jsonl
+
+    def resp(text: str, reward: float, judge_ok: bool) -> dict:
+        return {"text": text, "checks": {"reward": {"passed": False, "score": reward},
+                                         "judge": {"passed": judge_ok, "score": 0.5}}}
+
+    rec = {"id": "a", "domain": "chat", "prompt": "Say hi", "responses": [resp("hi", 0.2, False),
+                                                                        resp("hello", 0.9, False)]}
+    write_jsonl(tmp_path / "in.jsonl", [rec])
+    cfg = {"inputs": [str(tmp_path / "in.jsonl")], "workers": 1,
+           "stages": [{"select-responses": {"k": 1, "ignore": ["reward", "judge"]}}]}
+    Runner(parse_config(cfg), tmp_path / "run").run()
+    (out,) = read_output(tmp_path / "run")
+    assert [r["text"] for r in out["responses"]] == ["hello"]  # the higher reward wins; failing checks ignored

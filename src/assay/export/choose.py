@@ -22,10 +22,11 @@ from assay.record import Record, Response, Verdict, checks_of
 from assay.stage import ResponseCheck, stage
 
 
-def _passing(resp: Response, require: list[str] | None, skip: str) -> tuple[bool, str]:
+def _passing(resp: Response, require: list[str] | None, skip: str, ignore: frozenset[str] = frozenset()
+             ) -> tuple[bool, str]:
     """(passes, the first failing check) over the checks a response carries."""
     checks = resp.get("checks") or {}
-    keys = require if require is not None else [k for k in checks if k != skip]
+    keys = require if require is not None else [k for k in checks if k != skip and k not in ignore]
     for k in keys:
         c = checks.get(k)
         if not isinstance(c, dict):
@@ -82,6 +83,8 @@ class SelectResponses(ResponseCheck):
     score_key: str = Field("reward", description="the check whose score ranks responses for policy 'reward'")
     require: list[str] | None = Field(None, description="the checks a response must pass to count as passing "
                                       "(default: every check it carries)")
+    ignore: list[str] = Field(default_factory=list, description="checks that do not count for passing (e.g. "
+                              "judge or reward run with drop: false, only to rank)")
     shingle: int = Field(5, ge=1, description="word n-gram size for the diversity policy")
     pass_rate_label: str = Field("pass_rate", description="the label the pass rate is written to")
 
@@ -119,7 +122,8 @@ class SelectResponses(ResponseCheck):
     def process_batch(self, records: list[Record]) -> None:
         for rec in records:
             responses = rec.get("responses") or []
-            status = [_passing(r, self.require, self.key) for r in responses]
+            ignore = frozenset(self.ignore)
+            status = [_passing(r, self.require, self.key, ignore) for r in responses]
             candidates = [i for i, (ok, _) in enumerate(status) if ok]
             chosen = self.choose(rec, candidates, responses)
             keep = set(chosen)
