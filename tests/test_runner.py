@@ -137,7 +137,7 @@ def test_response_checks_drop_responses_and_empty_records(tmp_path: Path) -> Non
     assert out["d"]["responses"][0]["text"] == "7" and "checks" not in out["d"]["responses"][0]  # when: skipped
     st = stats["stages"][0]
     assert (st["responses_rejected"], st["records_rejected"], st["skipped"]) == (2, 1, 1)
-    assert st["rejected"] == {"test_has_digit_7: digit 7": 2, "test.has-digit-7: no response passed": 1}
+    assert st["rejected"] == {"test_has_digit_7: digit 7": 2, "test_has_digit_7: no response passed": 1}
     rejected = read_jsonl(tmp_path / "run" / "rejected" / "01-test.has-digit-7.jsonl")
     kinds = sorted((r["kind"], r["id"]) for r in rejected)
     assert kinds == [("record", "b"), ("response", "a"), ("response", "b")]

@@ -122,7 +122,8 @@ def print_summary(stats: dict[str, Any], run_dir: Path) -> None:
                   f"{inp['responses']:,}", f"{inp['responses']:,}", top_invalid[:40], f"{inp['seconds']:.1f}s")
     for st in stats["stages"]:
         rejected = st["records_rejected"] + st["responses_rejected"]
-        top = next(iter(st["rejected"]), "")
+        # the reason itself, rather than its consequence for records left with no response
+        top = next((k for k in st["rejected"] if not k.endswith("no response passed")), next(iter(st["rejected"]), ""))
         table.add_row(st["stage"], f"{st['records_in']:,}", f"{st['records_out']:,}", f"{rejected:,}",
                       f"{st['responses_in']:,}", f"{st['responses_out']:,}", top[:40], f"{st['seconds']:.1f}s")
     console.print(table)

@@ -149,8 +149,24 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
         raw["inputs"] = [{"path": _relative_to(raw["inputs"], p.parent)}]
     elif isinstance(raw.get("inputs"), list):
         raw["inputs"] = [{"path": _relative_to(v, p.parent)} if isinstance(v, str) else v for v in raw["inputs"]]
+    if isinstance(raw.get("stages"), list):
+        raw["stages"] = [_paths_from_config_dir(st, p.parent) for st in raw["stages"]]
     raw.update(overrides or {})
     return parse_config(raw, str(path))
+
+
+def _paths_from_config_dir(value: Any, base: Path) -> Any:
+    """Stage parameters that name files next to the config (benchmarks, tokenizers, models)
+    are read relative to the config file, like `inputs`: a relative path that exists there and
+    not in the working directory is made absolute."""
+    if isinstance(value, dict):
+        return {k: _paths_from_config_dir(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_paths_from_config_dir(v, base) for v in value]
+    if (isinstance(value, str) and value and "\n" not in value and len(value) < 4096 and "://" not in value
+            and not os.path.isabs(value) and not os.path.exists(value) and (base / value).exists()):
+        return os.path.normpath(base / value)
+    return value
 
 
 def _relative_to(path: str, base: Path) -> str:

@@ -13,6 +13,7 @@ from assay.record import Record, prompt_text
 from assay.stage import Stage
 
 REASON_KEY_CHARS = 80
+NO_RESPONSE_LEFT = "no response passed"
 
 
 @dataclass
@@ -147,6 +148,7 @@ class Decider:
                 meta = rec["meta"] = {}
             meta["responses_rejected"] = meta.get("responses_rejected", 0) + len(responses) - len(kept)
             if not kept and stage.drop_empty:
-                self.reject_record(rec, f"{stage.label}: no response passed", f"{stage.label}: no response passed")
+                key = self.keys[0] if len(self.keys) == 1 else stage.label
+                self.reject_record(rec, f"{stage.label}: no response passed", f"{key}: {NO_RESPONSE_LEFT}")
                 return False
         return True
