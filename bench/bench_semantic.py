@@ -211,7 +211,7 @@ def main() -> None:
     ap.add_argument("--planted", type=float, default=0.05)
     ap.add_argument("--threshold", type=float, default=0.9)
     ap.add_argument("--encode-sample", type=int, default=20_000)
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=16, help="encode batch size of both (assay's CPU default)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip-cli", action="store_true")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "semantic.json"))

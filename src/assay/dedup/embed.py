@@ -112,15 +112,16 @@ class Embedder:
     """Embed texts with a local sentence-transformers model, with an on-disk cache.
 
     precision: "auto" (bf16 on CPUs with native bf16, fp16 on CUDA, else fp32), "fp32", "bf16",
-    "fp16". device: "auto" (CUDA when available), "cpu", "cuda", ...
+    "fp16". device: "auto" (CUDA when available), "cpu", "cuda", ... batch_size: None = 16 on CPU,
+    128 on CUDA.
     """
 
     def __init__(self, model: str | None = None, *, cache_dir: str | os.PathLike[str] | None = None,
-                 batch_size: int = 64, precision: str = "auto", device: str = "auto",
+                 batch_size: int | None = None, precision: str = "auto", device: str = "auto",
                  max_seq_length: int | None = None, chunk: int = 16384, threads: int | None = None):
         self.path = resolve_model(model)
         self.name = DEFAULT_MODEL if model in _DEFAULT_ALIASES else self.path.name
-        self.batch_size = batch_size
+        self.requested_batch_size = batch_size
         self.device = device
         self.requested_precision = precision
         self.max_seq_length = max_seq_length
@@ -138,6 +139,13 @@ class Embedder:
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
+
+    @property
+    def batch_size(self) -> int:
+        """Texts per forward pass: small on CPU (length-sorted batches pad least), large on GPU."""
+        if self.requested_batch_size:
+            return self.requested_batch_size
+        return 128 if self._resolve_device().startswith("cuda") else 16
 
     @property
     def precision(self) -> str:

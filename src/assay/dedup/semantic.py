@@ -23,7 +23,8 @@ class EmbeddingFields(BaseModel):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto: bf16 on CPUs with "
                                                                 "native bf16, fp16 on CUDA, else fp32")
     device: str = Field("auto", description="auto (CUDA when available), cpu, cuda, cuda:1, ...")
-    embed_batch_size: int = Field(64, ge=1, description="texts per forward pass")
+    embed_batch_size: int | None = Field(None, ge=1, description="texts per forward pass (default: 16 on CPU, "
+                                         "128 on CUDA)")
     max_seq_length: int | None = Field(None, ge=8, description="truncate texts to this many tokens "
                                        "(default: the model's own limit)")
     normalize: bool = Field(True, description="embed a normalised view: [asy] diagrams dropped, single-letter "
@@ -48,8 +49,7 @@ class SemanticDedup(ClusterDedup, EmbeddingFields):
 
     metric: ClassVar[str] = "cosine"
     what: ClassVar[str] = "semantic duplicate"
-    index_batch: ClassVar[int] = 16384
-    loads_model: ClassVar[bool] = True
+    features_late: ClassVar[bool] = True  # embed in the runner's process: one model, all cores
 
     threshold: float = Field(0.9, gt=-1, le=1, description="cosine similarity at which two prompts are duplicates")
     neighbors: int = Field(10, ge=1, le=1000, description="neighbours looked at per record (larger clusters "
@@ -70,12 +70,10 @@ class SemanticDedup(ClusterDedup, EmbeddingFields):
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
-            # shards are embedded in several worker processes at once: share the cores between them
-            workers = max(1, self._ctx.workers if self._ctx else 1)
-            self._embedder = make_embedder(self, self._ctx, threads=max(1, (os.cpu_count() or 1) // workers))
+            self._embedder = make_embedder(self, self._ctx)
         return self._embedder
 
-    def features(self, batch: list[Record], texts: list[str]) -> dict[str, np.ndarray]:
+    def features_in_merge(self, texts: list[str]) -> dict[str, np.ndarray]:
         return {"emb": self.embedder.encode(texts).astype(np.float16)}
 
     def find_pairs(self, parts: Parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

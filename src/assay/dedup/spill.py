@@ -37,7 +37,7 @@ class Spill:
             self._shape[name] = spec
         elif self._shape[name] != spec:
             raise ValueError(f"column {name}: got {spec}, expected {self._shape[name]}")
-        self._files[name].write(array.tobytes())
+        self._files[name].write(array.data)
 
     def append_ids(self, ids: Iterable[str]) -> None:
         data = [i.encode("utf-8") for i in ids]
