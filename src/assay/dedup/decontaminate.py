@@ -114,25 +114,28 @@ class Decontaminate(RecordCheck, EmbeddingFields):
         return embedding_view(text) if self.normalize else text
 
     def build_ngrams(self, items: list[Item]) -> NgramIndex:
-        grams: dict[int, dict[int, list[int]]] = {}
-        totals, short = [], []
-        for idx, item in enumerate(items):
+        per_item: list[tuple[int, set[int]]] = []
+        short = []
+        frequency: Counter[tuple[int, int]] = Counter()
+        for item in items:
             ws = words(item.text)
             is_short = len(ws) < self.short_words
             n = self.ngram_short if is_short else self.ngram
             if len(ws) < n:
                 n = len(ws) if len(ws) >= self.min_words else 0
             hashes = {h for h, _ in _ngrams(ws, n)} if n else set()
-            for h in hashes:
-                grams.setdefault(n, {}).setdefault(h, []).append(idx)
-            totals.append(len(hashes))
+            frequency.update((n, h) for h in hashes)
+            per_item.append((n, hashes))
             short.append(is_short)
-        ignored = 0
-        for table in grams.values():
-            for h in [h for h, its in table.items() if len(set(its)) >= self.boilerplate_items]:
-                del table[h]
-                ignored += 1
-        return NgramIndex(sorted(grams), grams, totals, short, ignored)
+        boilerplate = {key for key, count in frequency.items() if count >= self.boilerplate_items}
+        grams: dict[int, dict[int, list[int]]] = {}
+        totals = []
+        for idx, (n, hashes) in enumerate(per_item):
+            kept = [h for h in hashes if (n, h) not in boilerplate]
+            for h in kept:
+                grams.setdefault(n, {}).setdefault(h, []).append(idx)
+            totals.append(len(kept))  # the share a prompt must cover counts only distinctive n-grams
+        return NgramIndex(sorted(grams), grams, totals, short, len(boilerplate))
 
     # ---- checking -------------------------------------------------------------------------
     def ngram_hits(self, text: str) -> list[Hit]:
