@@ -46,7 +46,6 @@ class Partial:
 
     ids: list[str] = field(default_factory=list)
     columns: dict[str, list[np.ndarray]] = field(default_factory=dict)
-    texts: list[str] = field(default_factory=list)  # for stages whose features are computed in `merge`
 
     def add(self, name: str, array: np.ndarray) -> None:
         self.columns.setdefault(name, []).append(array)
@@ -101,9 +100,6 @@ class ClusterDedup(GlobalStage):
     metric: ClassVar[str] = "similarity"
     what: ClassVar[str] = "near-duplicate"
     index_batch: ClassVar[int] = 4096
-    # True: `features_in_merge(texts)` runs in the runner's process while merging (one model on
-    # all cores or the GPU) instead of `features` in each indexing worker
-    features_late: ClassVar[bool] = False
 
     _counts: dict[str, int] = PrivateAttr(default_factory=dict)
 
@@ -113,10 +109,6 @@ class ClusterDedup(GlobalStage):
     # ---- hooks for subclasses -------------------------------------------------------------
     def features(self, batch: list[Record], texts: list[str]) -> dict[str, np.ndarray]:
         """Per-record feature columns of a batch (hashes, signatures, embeddings)."""
-        raise NotImplementedError
-
-    def features_in_merge(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Feature columns computed while merging, one shard at a time (see `features_late`)."""
         raise NotImplementedError
 
     def find_pairs(self, parts: Parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -154,11 +146,7 @@ class ClusterDedup(GlobalStage):
         partial.add("has_ref", np.fromiter((has_reference(r) for r in batch), dtype=np.uint8, count=n))
         partial.add("n_resp", np.fromiter((len(r.get("responses") or ()) for r in batch), dtype=np.uint32, count=n))
         partial.add("sol_len", np.fromiter((solution_length(r) for r in batch), dtype=np.uint32, count=n))
-        texts = [self.text_of(r) for r in batch]
-        if self.features_late:
-            partial.texts.extend(texts)
-            return
-        for name, array in self.features(batch, texts).items():
+        for name, array in self.features(batch, [self.text_of(r) for r in batch]).items():
             partial.add(name, array)
 
     def _merge_dir(self) -> Path:
@@ -175,10 +163,7 @@ class ClusterDedup(GlobalStage):
         try:
             for part in partials:
                 spill.append_ids(part.ids)
-                columns = dict(part.columns)
-                if self.features_late and part.ids:
-                    columns.update({k: [v] for k, v in self.features_in_merge(part.texts).items()})
-                for name, arrays in columns.items():
+                for name, arrays in part.columns.items():
                     for array in arrays:
                         spill.append(name, array)
             parts = Parts([spill.close().path])

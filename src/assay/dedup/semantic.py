@@ -49,7 +49,8 @@ class SemanticDedup(ClusterDedup, EmbeddingFields):
 
     metric: ClassVar[str] = "cosine"
     what: ClassVar[str] = "semantic duplicate"
-    features_late: ClassVar[bool] = True  # embed in the runner's process: one model, all cores
+    index_batch: ClassVar[int] = 16384
+    loads_model: ClassVar[bool] = True
 
     threshold: float = Field(0.9, gt=-1, le=1, description="cosine similarity at which two prompts are duplicates")
     neighbors: int = Field(10, ge=1, le=1000, description="neighbours looked at per record (larger clusters "
@@ -70,10 +71,12 @@ class SemanticDedup(ClusterDedup, EmbeddingFields):
     @property
     def embedder(self) -> Any:
         if self._embedder is None:
-            self._embedder = make_embedder(self, self._ctx)
+            # shards are embedded in several worker processes at once: share the cores between them
+            workers = max(1, self._ctx.workers if self._ctx else 1)
+            self._embedder = make_embedder(self, self._ctx, threads=max(1, (os.cpu_count() or 1) // workers))
         return self._embedder
 
-    def features_in_merge(self, texts: list[str]) -> dict[str, np.ndarray]:
+    def features(self, batch: list[Record], texts: list[str]) -> dict[str, np.ndarray]:
         return {"emb": self.embedder.encode(texts).astype(np.float16)}
 
     def find_pairs(self, parts: Parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
