@@ -281,10 +281,10 @@ class Judge:
             info["error"] = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
         if status == "timeout":
             limit = res.get("limit", plan.time_limit)
-            cpu = res.get("cpu")
-            info["error"] = (f"ran over the wall-clock limit ({limit * self.opts.wall_factor:g} s) after "
-                             f"{cpu if cpu is not None else '?'} s of CPU time: it sleeps or waits, or the machine is "
-                             "overloaded" if res.get("wall") else f"ran over the time limit ({limit:g} s of CPU time)")
+            # no measured times in a check: a rerun must write the same record
+            info["error"] = (f"ran over the wall-clock limit ({limit * self.opts.wall_factor:g} s) before its CPU "
+                             "limit: it sleeps or waits, or the machine is overloaded" if res.get("wall")
+                             else f"ran over the time limit ({limit:g} s of CPU time)")
         for key in ("got", "expected", "line"):
             if res.get(key) is not None:
                 info[key] = res[key]
@@ -338,8 +338,6 @@ class Judge:
             failure[key] = text
         if r.info.get("error"):
             failure["error"] = str(r.info["error"])[-SHOW:]
-        if r.time is not None:
-            failure["time_s"] = r.time
         failure["truncated"] = truncated
         return failure
 
