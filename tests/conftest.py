@@ -74,3 +74,14 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     if "ASSAY_CACHE_DIR" not in os.environ:
         monkeypatch.setenv("ASSAY_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "assay-cache"))
+
+
+def quickstart_copy(dest: Path, extra: str = "") -> Path:
+    """examples/quickstart.yaml written elsewhere (its relative paths made absolute), plus `extra` YAML."""
+    src = REPO / "examples"
+    text = (src / "quickstart.yaml").read_text()
+    text = text.replace("path: quickstart.jsonl", f"path: {src / 'quickstart.jsonl'}")
+    text = text.replace("benchmarks/mini_eval.jsonl", str(src / "benchmarks" / "mini_eval.jsonl"))
+    cfg = dest / "quickstart.yaml"
+    cfg.write_text(text + ("\n" + extra + "\n" if extra else ""))
+    return cfg

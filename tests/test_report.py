@@ -16,7 +16,7 @@ from assay.report.build import build_report
 from assay.report.dist import Numeric, bin_edges
 from assay.report.teacher import latency_percentiles, teacher_rows
 from assay.report.tokens import approx_tokens
-from conftest import REPO, assay, read_jsonl
+from conftest import REPO, assay, quickstart_copy, read_jsonl
 from test_report_runs import run_big, run_verified, shared_run
 
 
@@ -257,10 +257,7 @@ def test_tokenizer_option(quickstart_run: Path, tmp_path: Path) -> None:
 
 
 def test_parquet_output_run(tmp_path: Path) -> None:
-    src = REPO / "examples"
-    cfg = tmp_path / "p.yaml"
-    text = (src / "quickstart.yaml").read_text().replace("path: quickstart.jsonl", f"path: {src / 'quickstart.jsonl'}")
-    cfg.write_text(text + "\noutput: {format: parquet}\n")
+    cfg = quickstart_copy(tmp_path, "output: {format: parquet}")
     assay("run", str(cfg), "--out", str(tmp_path / "run"), "--quiet")
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
     a = analyze(tmp_path / "run")

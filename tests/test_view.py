@@ -21,7 +21,7 @@ import pytest
 
 from assay.report.viewer.index import RunIndex
 from assay.report.viewer.server import ViewerServer, start_server
-from conftest import REPO, assay, read_output, write_jsonl
+from conftest import REPO, assay, quickstart_copy, read_output, write_jsonl
 from test_report_runs import run_big, run_verified, shared_run
 
 
@@ -255,10 +255,7 @@ def test_view_of_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
 
 
 def test_parquet_output_is_browsed_through_the_last_stage(tmp_path: Path) -> None:
-    src = REPO / "examples"
-    cfg = tmp_path / "p.yaml"
-    text = (src / "quickstart.yaml").read_text().replace("path: quickstart.jsonl", f"path: {src / 'quickstart.jsonl'}")
-    cfg.write_text(text + "\noutput: {format: parquet}\n")
+    cfg = quickstart_copy(tmp_path, "output: {format: parquet}")
     assay("run", str(cfg), "--out", str(tmp_path / "run"), "--quiet")
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
     idx = RunIndex(tmp_path / "run").build()
