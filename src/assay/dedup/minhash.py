@@ -123,8 +123,12 @@ class MinHashDedup(ClusterDedup):
         cand = np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
         a, b = cand // max(parts.n, 1), cand % max(parts.n, 1)
         sim = self.similarity(parts, a, b)
-        keep = sim >= self.threshold - self.verify_margin if self.verify else np.ones(len(a), dtype=bool)
+        keep = self.accept(sim)
         return a[keep], b[keep], sim[keep]
+
+    def accept(self, sim: np.ndarray) -> np.ndarray:
+        """Which candidate pairs (by estimated similarity) are duplicates."""
+        return sim >= self.threshold - self.verify_margin if self.verify else np.ones(len(sim), dtype=bool)
 
     def similarity(self, parts: Parts, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = np.empty(len(a))

@@ -115,7 +115,7 @@ def distributed_minhash_merge(stage: Any, partials: Iterable[Any], workers: int)
         else:
             a, b = minhash_candidates(path, parts.n, workers)
         sim = stage.similarity(parts, a, b)
-        keep = sim >= stage.threshold if stage.verify else np.ones(len(a), dtype=bool)
+        keep = stage.accept(sim)
         return a[keep], b[keep], sim[keep]
 
     return _spilled_merge(stage, partials, pairs)
