@@ -29,7 +29,7 @@ from assay.config import PipelineConfig
 from assay.errors import AssayError
 from assay.io.readers import iter_records
 from assay.io.writers import atomic_write_bytes
-from assay.runner.decision import StageStats
+from assay.runner.decision import StageStats, merge_metrics
 from assay.runner.engine import Engine, LocalEngine
 from assay.runner.ingest import LABEL as READ_LABEL
 from assay.runner.ingest import Ingest, estimate_rows, ingest_fingerprint
@@ -257,7 +257,9 @@ class Runner:
             with open(f"{state_path}.tmp", "wb") as f:
                 pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
             Path(f"{state_path}.tmp").replace(state_path)
-            atomic_write_bytes(flag, orjson.dumps({"upstream": tokens, "seconds": time.perf_counter() - t0}))
+            # counters of the index pass (clusters, embeddings) join the stage's stats
+            atomic_write_bytes(flag, orjson.dumps({"upstream": tokens, "seconds": time.perf_counter() - t0,
+                                                   "metrics": stage.stats()}))
             # a new state means new decisions for every shard
             for i in shards:
                 p.dir.marker(i).unlink(missing_ok=True)
@@ -368,8 +370,10 @@ class Runner:
         for p in planned:
             st = total(p.dir)
             indexed = p.dir.flag("indexed")
-            if indexed.exists():  # a global stage's index pass counts in its time
-                st.seconds += orjson.loads(indexed.read_bytes()).get("seconds", 0.0)
+            if indexed.exists():  # a global stage's index pass counts in its time and metrics
+                index_pass = orjson.loads(indexed.read_bytes())
+                st.seconds += index_pass.get("seconds", 0.0)
+                merge_metrics(st.metrics, index_pass.get("metrics") or {})
             d = {"stage": p.label, "type": p.job.name, **st.to_dict()}
             d["records_per_s"] = round(st.records_in / st.seconds, 1) if st.seconds > 0 else None
             d["incomplete"] = incomplete(p.dir)
