@@ -108,6 +108,11 @@ def load_benchmarks(paths: list[str], text_field: str | None = None) -> list[Ite
         except AssayError as exc:
             raise ConfigError(f"benchmark '{spec}': {exc}") from None
         for f in files:
-            name = spec if p.is_file() else f"{spec.rstrip('/')}/{f.relative_to(p).as_posix()}"
-            items.extend(load_file(f, name, text_field))
+            items.extend(load_file(f, short_name(f), text_field))
     return items
+
+
+def short_name(path: Path) -> str:
+    """A benchmark's name in checks and stats: its folder and file name (`math500/test.jsonl`),
+    short enough to read in a report, specific enough to find the file."""
+    return "/".join(path.resolve().parts[-2:])
