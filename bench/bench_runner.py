@@ -105,7 +105,7 @@ def main() -> None:
                            "stages:\n  - collect\n  - sample: {fraction: 1.0}\n")
             out = tmpd / f"run-{n}"
             secs, rc, peak = peak_rss_of([sys.executable, "-m", "assay", "run", str(cfg), "--out", str(out),
-                                          "--quiet", "--fresh"], env)
+                                          "--quiet", "--fresh", "--no-report"], env)
             if rc:
                 raise SystemExit(f"assay run failed on {n} records")
             stats = json.loads((out / "stats.json").read_text())

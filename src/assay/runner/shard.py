@@ -122,6 +122,7 @@ class StageShard:
         self.when = compile_expr(stage.when) if stage.when else None
         self.retry_hook = type(stage).needs_retry is not Stage.needs_retry
         self.active_seen = 0  # records of this shard that went through the stage so far
+        self.busy = 0.0  # seconds spent in run(): a stage's own share of a fused chain
         self.incomplete = 0
         self.started = time.perf_counter()
 
@@ -148,15 +149,19 @@ class StageShard:
         return kept
 
     def run(self, chunk: list[Record], work: Callable[[list[Record]], None]) -> list[Record]:
+        t0 = time.perf_counter()
         active, flags = self.split(chunk)
         if active:
             with stage_errors(self.stage, self.shard, active):
                 work(active)
-        return self.finish(chunk, flags)
+        kept = self.finish(chunk, flags)
+        self.busy += time.perf_counter() - t0
+        return kept
 
     def commit(self, upstream: str | None) -> str:
         """Publish the shard's outputs, then its marker; returns the marker's token."""
-        self.stats.seconds = time.perf_counter() - self.started
+        # a stage fused with others counts its own chunks; an async stage, its whole shard
+        self.stats.seconds = self.busy or (time.perf_counter() - self.started)
         self.stats.metrics = self.stage.stats()
         self.out.commit()
         self.rejected.commit()
