@@ -87,7 +87,7 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int, 
 
 def assay_cmd(cfg: Path, out: Path, engine: str, workers: int, address: str | None) -> list[str]:
     cmd = [sys.executable, "-m", "assay", "run", str(cfg), "--out", str(out), "--quiet", "--workers", str(workers),
-           "--engine", engine]
+           "--engine", engine, "--no-report"]
     if engine == "ray" and address:
         cmd += ["--address", address]
     return cmd

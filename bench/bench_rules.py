@@ -132,7 +132,8 @@ def main() -> None:
                            "stages:\n  - rules\n")
             t0 = time.perf_counter()
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            subprocess.run([sys.executable, "-m", "assay", "run", str(cfg), "--out", str(tmp / "run"), "-q"],
+            subprocess.run([sys.executable, "-m", "assay", "run", str(cfg), "--out", str(tmp / "run"), "-q",
+                            "--no-report"],
                            check=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
             wall = time.perf_counter() - t0
             after = resource.getrusage(resource.RUSAGE_CHILDREN)  # includes the run's worker processes

@@ -113,7 +113,8 @@ def pipeline_tokens_per_s(url: str, model: str, inp: Path, work: Path, max_token
     cfg_path = work / f"{tag}.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "ASSAY_CACHE_DIR": str(work / f"cache-{tag}")}  # fresh cache: every request is sent
-    subprocess.run([sys.executable, "-m", "assay", "run", str(cfg_path), "--out", str(work / f"run-{tag}"), "-q"],
+    subprocess.run([sys.executable, "-m", "assay", "run", str(cfg_path), "--out", str(work / f"run-{tag}"), "-q",
+                    "--no-report"],
                    check=True, env=env)
     stats = json.loads((work / f"run-{tag}" / "stats.json").read_text())
     stage = stats["stages"][0]
