@@ -7,25 +7,22 @@ classes can be wrapped with `ray.remote` by the engine and unit-tested without a
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import os
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
 from assay.io.readers import iter_records
-from assay.record import Record
 from assay.runner.shard import (
     ChainTask,
     StageJob,
     StageShard,
-    chunks,
     live_stage,
+    process_async_shard,
     run_chain,
-    stage_errors,
     teardown_all,
 )
 from assay.stage import Stage, build_stage
@@ -227,38 +224,6 @@ def _live_async() -> Iterator[Stage]:
     return iter(_LIVE.values())
 
 
-async def process_async_shard(stage: Stage, out: StageShard, records: Iterator[Record], shard: int,
-                              progress: Callable[[str, int], None]) -> None:
-    """Several chunks of one shard in flight (the stage keeps its own request limits); written in
-    order. The same scheduling as the local runner's async segment."""
-    in_flight: deque[tuple[asyncio.Task[None], list[Record], list[bool]]] = deque()
-    depth = max(1, getattr(stage, "chunks_in_flight", 4))
-
-    async def work(active: list[Record]) -> None:
-        with stage_errors(stage, shard, active):
-            await stage.aprocess_batch(active)
-
-    async def finish_head() -> None:
-        task, chunk, flags = in_flight.popleft()
-        await task
-        out.finish(chunk, flags)
-        progress(stage.label, len(chunk))
-
-    try:
-        for chunk in chunks(records, stage.batch_size):
-            active, flags = out.split(chunk)
-            in_flight.append((asyncio.ensure_future(work(active) if active else _noop()), chunk, flags))
-            if len(in_flight) >= depth:
-                await finish_head()
-        while in_flight:
-            await finish_head()
-    finally:
-        for task, _, _ in in_flight:
-            task.cancel()
-
-
-async def _noop() -> None:
-    return None
 
 
 __all__ = ["AsyncStageWorker", "ChainWorker", "ProgressSink", "Reporter", "enter_run", "process_async_shard",

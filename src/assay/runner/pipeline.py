@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
-from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -42,6 +41,7 @@ from assay.runner.shard import (
     StageShard,
     chunks,
     live_stage,
+    process_async_shard,
     run_chain,
     run_index,
     stage_errors,
@@ -311,7 +311,7 @@ class Runner:
                 try:
                     records = iter_records(prev.shard(i))
                     if loop is not None:
-                        loop.run_until_complete(self._async_shard(stage, out, records, i))
+                        loop.run_until_complete(process_async_shard(stage, out, records, i, self.hub.advance))
                     else:
                         for chunk in chunks(records, stage.batch_size):
                             out.run(chunk, stage.process_batch)
@@ -325,33 +325,6 @@ class Runner:
             if loop is not None:
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.close()
-
-    async def _async_shard(self, stage: Stage, out: StageShard, records: Iterator[Any], shard: int) -> None:
-        """Several chunks in flight (the stage keeps its own request limits); written in order."""
-        in_flight: deque[tuple[asyncio.Task[None], list[Any], list[bool]]] = deque()
-        depth = max(1, getattr(stage, "chunks_in_flight", 4))
-
-        async def work(active: list[Any]) -> None:
-            with stage_errors(stage, shard, active):
-                await stage.aprocess_batch(active)
-
-        async def finish_head() -> None:
-            task, chunk, flags = in_flight.popleft()
-            await task
-            out.finish(chunk, flags)
-            self.hub.advance(stage.label, len(chunk))
-
-        try:
-            for chunk in chunks(records, stage.batch_size):
-                active, flags = out.split(chunk)
-                in_flight.append((asyncio.ensure_future(work(active) if active else _noop()), chunk, flags))
-                if len(in_flight) >= depth:
-                    await finish_head()
-            while in_flight:
-                await finish_head()
-        finally:
-            for task, _, _ in in_flight:
-                task.cancel()
 
     # ---- stats ----------------------------------------------------------------------------
     def collect_stats(self, read_dir: StageDir, planned: list[Planned], shards: list[int],
@@ -393,10 +366,6 @@ class Runner:
             "wall_seconds": round(wall, 3),
             "records_per_s": round(read.records_in / wall, 1) if wall > 0 else None,
         }
-
-
-async def _noop() -> None:
-    return None
 
 
 def versions() -> dict[str, str]:

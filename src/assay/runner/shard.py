@@ -7,8 +7,10 @@ killed run resumes at the first stage whose marker is missing.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -251,3 +253,37 @@ def run_index(task: IndexTask, progress: Callable[[str, int], None] = lambda lab
     Path(f"{path}.tmp").replace(path)
     (part_dir / f"{task.shard:05d}.upstream").write_text(task.upstream or "")
     return task.shard
+
+
+async def process_async_shard(stage: Stage, out: StageShard, records: Iterator[Record], shard: int,
+                              progress: Callable[[str, int], None]) -> None:
+    """An async stage over one shard: several chunks in flight (the stage keeps its own request
+    limits), their outputs written in order. Every engine runs async stages through this."""
+    in_flight: deque[tuple[asyncio.Task[None], list[Record], list[bool]]] = deque()
+    depth = max(1, getattr(stage, "chunks_in_flight", 4))
+
+    async def work(active: list[Record]) -> None:
+        with stage_errors(stage, shard, active):
+            await stage.aprocess_batch(active)
+
+    async def finish_head() -> None:
+        task, chunk, flags = in_flight.popleft()
+        await task
+        out.finish(chunk, flags)
+        progress(stage.label, len(chunk))
+
+    try:
+        for chunk in chunks(records, stage.batch_size):
+            active, flags = out.split(chunk)
+            in_flight.append((asyncio.ensure_future(work(active) if active else _noop()), chunk, flags))
+            if len(in_flight) >= depth:
+                await finish_head()
+        while in_flight:
+            await finish_head()
+    finally:
+        for task, _, _ in in_flight:
+            task.cancel()
+
+
+async def _noop() -> None:
+    return None
