@@ -243,7 +243,7 @@ def test_distributed_lsh_finds_exactly_the_local_candidate_pairs(cluster: str, t
     # small blocks: many map tasks and reducers, buckets split across them
     ca, cb = minhash_candidates(spill.path, parts.n, workers=2, rows_per_block=97)
     csim = stage.similarity(parts, ca, cb)
-    keep = csim >= stage.threshold
+    keep = stage.accept(csim)  # the same decision the local find_pairs applies
     assert np.array_equal(ca[keep], a) and np.array_equal(cb[keep], b) and np.allclose(csim[keep], sim)
 
 
