@@ -59,6 +59,14 @@ def test_apply_errors_are_clear(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_run_refuses_an_object_store_run_directory(tmp_path: Path) -> None:
+    # taken as a path, the URL would create ./s3:/bucket/run
+    proc = assay("run", str(REPO / "examples" / "quickstart.yaml"), "--out", "s3://bucket/run", cwd=tmp_path,
+                 check=False)
+    assert proc.returncode == 2 and "must be a local or mounted path" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "s3:").exists()
+
+
 def test_stages_and_sources_listings() -> None:
     out = assay("stages").stdout
     for name in ("collect", "unique-ids", "sample", "filter"):

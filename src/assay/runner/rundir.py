@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -101,8 +102,15 @@ class StageDir:
         return self.path / f"{name}.json"
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 class RunDir:
     def __init__(self, path: str | os.PathLike[str]):
+        if _URL.match(str(path)):
+            # Markers rely on atomic renames, which object stores do not have.
+            raise AssayError(f"the run directory must be a local or mounted path (NFS, a mounted bucket), "
+                             f"not a URL: {path}; inputs and cache_dir may be URLs")
         self.path = Path(path)
 
     @property
