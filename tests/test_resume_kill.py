@@ -35,9 +35,25 @@ def snapshot(run_dir: Path) -> dict[str, Any]:
     }
 
 
+TAG = f"assay-kill-test-{os.getpid()}"
+
+
 def start(cfg: Path, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "assay", "run", str(cfg), "--out", str(out), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "ASSAY_TEST_TAG": TAG})
+
+
+def tagged_processes() -> list[int]:
+    """Processes started by this test's runs (the tag is inherited by their workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and f"ASSAY_TEST_TAG={TAG}".encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def test_sigkill_at_random_points_then_resume_equals_clean_run(tmp_path: Path) -> None:
@@ -80,7 +96,11 @@ def test_sigkill_at_random_points_then_resume_equals_clean_run(tmp_path: Path) -
             kills += 1
         proc.wait(timeout=60)
     assert kills >= 4, "the run finished too fast to be killed: make the input bigger"
-    time.sleep(0.5)  # workers die with their parent (PR_SET_PDEATHSIG)
+    # workers die with their parent (PR_SET_PDEATHSIG), also one that was still starting when it died
+    deadline = time.monotonic() + 20
+    while tagged_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not tagged_processes(), "workers of a killed run outlived it"
     proc = start(cfg, killed)
     assert proc.wait(timeout=300) == 0, proc.stderr.read().decode() if proc.stderr else ""
     got = snapshot(killed)

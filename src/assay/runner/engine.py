@@ -15,7 +15,7 @@ from assay.runner.shard import teardown_all
 _QUEUE: Any = None
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Linux: a worker gets SIGKILL when the runner dies, so no orphan keeps writing shards."""
     try:
         import ctypes
@@ -25,12 +25,14 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:  # the runner died while this worker started: the signal will never come
+        os._exit(1)
 
 
-def _init_worker(queue: Any) -> None:
+def _init_worker(queue: Any, parent: int) -> None:
     global _QUEUE
     _QUEUE = queue
-    _die_with_parent()
+    _die_with_parent(parent)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import atexit
 
@@ -76,7 +78,7 @@ class LocalEngine(Engine):
         if self._pool is None:
             ctx = mp.get_context("spawn")
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                             initargs=(self.hub.queue(ctx),))
+                                             initargs=(self.hub.queue(ctx), os.getpid()))
         return self._pool
 
     def submit(self, fn: Callable[..., Any], task: Any) -> Future[Any]:

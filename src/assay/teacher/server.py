@@ -9,6 +9,7 @@ leaves no server behind.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import signal
@@ -54,13 +55,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def _die_with_parent(parent: int) -> None:  # runs in the child between fork and exec
     try:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
     os.setpgrp()  # not in the parent's process group: a Ctrl-C reaches the runner, which stops us
 
 
@@ -103,7 +106,8 @@ class LocalServer:
             self.port = self.port or free_port(self.host)
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                             stdin=subprocess.DEVNULL,
+                                             preexec_fn=functools.partial(_die_with_parent, os.getpid()))
             if self._wait_ready(ready_timeout):
                 return self
             self.stop()

@@ -48,12 +48,14 @@ class Outcome:
 
 # ---- the worker side ----------------------------------------------------------------------------
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:  # not Linux: the parent's pipe closing still ends an idle worker
         pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
 
 
 def _limit_memory(memory_mb: int | None) -> None:
@@ -69,9 +71,9 @@ def _limit_memory(memory_mb: int | None) -> None:
 
 
 def _worker_main(conn: Connection, fn: Callable[[Any], Any], initializer: Callable[[], None] | None,
-                 memory_mb: int | None) -> None:
+                 memory_mb: int | None, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    _die_with_parent(parent)
     _limit_memory(memory_mb)
     if initializer is not None:
         initializer()
@@ -102,7 +104,7 @@ class _Worker:
     def __init__(self, ctx: Any, fn: Callable[[Any], Any], initializer: Callable[[], None] | None,
                  memory_mb: int | None):
         parent, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_worker_main, args=(child, fn, initializer, memory_mb), daemon=True,
+        self.proc = ctx.Process(target=_worker_main, args=(child, fn, initializer, memory_mb, os.getpid()), daemon=True,
                                 name="assay-deadline-worker")
         self.proc.start()
         child.close()
