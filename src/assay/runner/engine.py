@@ -25,7 +25,9 @@ def _die_with_parent(parent: int) -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-    if os.getppid() != parent:  # the runner died while this worker started: the signal will never come
+    try:  # the caller may have died while this worker started: then the signal never comes
+        os.kill(parent, 0)
+    except ProcessLookupError:
         os._exit(1)
 
 

@@ -54,7 +54,9 @@ def _die_with_parent(parent: int) -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:  # not Linux: the parent's pipe closing still ends an idle worker
         pass
-    if os.getppid() != parent:  # the parent died before the signal was armed
+    try:  # the caller may have died while this worker started: then the signal never comes
+        os.kill(parent, 0)
+    except ProcessLookupError:
         os._exit(1)
 
 
