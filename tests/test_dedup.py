@@ -283,6 +283,47 @@ def test_shingle_hashes_are_stable_across_processes_and_batches() -> None:
     assert json.loads(other.stdout) == h.tolist()
 
 
+def test_signatures_in_two_threads_equal_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from assay.dedup import minhash, shingles
+
+    rng = random.Random(5)
+    words = [f"w{i}" for i in range(500)]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 300))) for _ in range(3000)]
+    monkeypatch.setattr(minhash, "_SPLIT_AT", 10**9)
+    one = minhash.signatures(texts, "word", 5, 64, 1)
+    for _ in range(5):
+        # fresh power tables: the first use grows them while the other threads read them
+        monkeypatch.setattr(shingles, "_POWERS", shingles._Powers(shingles._PRIME))
+        monkeypatch.setattr(minhash, "_SPLIT_AT", 1024)
+        with ThreadPoolExecutor(4) as pool:  # several callers at once, each splitting its batch in two
+            results = list(pool.map(lambda _: minhash.signatures(texts, "word", 5, 64, 1), range(4)))
+        for sig, nonempty in results:
+            assert np.array_equal(sig, one[0]) and np.array_equal(nonempty, one[1])
+
+
+def test_power_tables_grow_safely_under_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from assay.dedup import shingles
+
+    powers = shingles._Powers(shingles._PRIME)
+
+    def use(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(300):
+            n = rng.randint(1, 12_000_000)
+            up, down = powers.get(n)
+            assert len(up) == len(down) == n
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(use, range(6)))
+    up, down = powers.get(1000)
+    with np.errstate(over="ignore"):
+        assert np.all(up * down == 1)  # P**i * P**-i == 1 (mod 2**64)
+
+
 def test_union_find_components() -> None:
     a = np.array([5, 1, 9, 2, 7])
     b = np.array([1, 2, 8, 3, 9])

@@ -9,6 +9,7 @@ hashes are rolled from word hashes. Hashes are stable across processes and runs 
 from __future__ import annotations
 
 import string
+import threading
 import unicodedata
 
 import numpy as np
@@ -88,22 +89,28 @@ _CHUNK_BYTES = 1 << 20  # hash about this much text at a time (keeps the arrays 
 
 class _Powers:
     """P**i and P**-i (mod 2**64) for i < n, grown on demand: a word's polynomial hash is then a
-    difference of prefix sums, with no per-byte position arithmetic."""
+    difference of prefix sums, with no per-byte position arithmetic. Thread-safe: both tables are
+    swapped in as one tuple (MinHash hashes two halves of a batch in two threads)."""
 
     def __init__(self, base: int):
         self.base = base
         self.inverse = pow(base, -1, 1 << 64)
-        self.up = np.ones(1, dtype=np.uint64)
-        self.down = np.ones(1, dtype=np.uint64)
+        self._tables = (np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64))
+        self._lock = threading.Lock()
 
     def get(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if len(self.up) < n:
-            size = max(n, 2 * len(self.up), 2 * _CHUNK_BYTES)
-            one = np.ones(1, dtype=np.uint64)
-            with np.errstate(over="ignore"):
-                self.up = np.concatenate((one, np.cumprod(np.full(size - 1, self.base, dtype=np.uint64))))
-                self.down = np.concatenate((one, np.cumprod(np.full(size - 1, self.inverse, dtype=np.uint64))))
-        return self.up[:n], self.down[:n]
+        up, down = self._tables
+        if len(up) < n:
+            with self._lock:
+                up, down = self._tables
+                if len(up) < n:
+                    size = max(n, 2 * len(up), 2 * _CHUNK_BYTES)
+                    one = np.ones(1, dtype=np.uint64)
+                    with np.errstate(over="ignore"):
+                        up = np.concatenate((one, np.cumprod(np.full(size - 1, self.base, dtype=np.uint64))))
+                        down = np.concatenate((one, np.cumprod(np.full(size - 1, self.inverse, dtype=np.uint64))))
+                    self._tables = (up, down)
+        return up[:n], down[:n]
 
 
 _POWERS = _Powers(_PRIME)
