@@ -438,3 +438,61 @@ def test_unprivileged_caller_gets_user_namespace_sandbox() -> None:
             break
         time.sleep(0.05)
     assert leftover == []
+
+
+RIGGED = {
+    "always_equal": """
+        class T:
+            def __eq__(self, other): return True
+            def __sub__(self, other): return 0
+        def add(a, b): return T()
+    """,
+    "int_subclass": """
+        class T(int):
+            def __eq__(self, other): return True
+            __hash__ = int.__hash__
+        def add(a, b): return T(0)
+    """,
+    "borrowed_method": """
+        class T:
+            __eq__ = object.__reduce_ex__  # returns a (truthy) tuple for an int argument
+        def add(a, b): return T()
+    """,
+    "inside_a_list": """
+        class T:
+            def __eq__(self, other): return True
+        def add(a, b): return [T()]
+    """,
+    "unbinds_its_guard": """
+        class T:
+            def __eq__(self, other): return True
+        def cheat(a, b): return T()
+        def add(a, b):
+            globals()["add"] = cheat
+            return a + b
+    """,
+}
+
+
+@needs_bwrap
+@pytest.mark.parametrize("style", ["mbpp", "humaneval"])
+def test_objects_that_rig_comparisons_fail_assert_tests(stage, style: str) -> None:
+    code = ("assert add(1, 2) == 3\nassert add(2, 2) == 4\nassert add(0, 0) == 0\n" if style == "mbpp" else
+            "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert abs(candidate(2, 2) - 4) < 1e-9\n")
+    tests = {"kind": "assert", "code": code, "entry_point": "add"}
+    for name, program in RIGGED.items():
+        res = run(stage, program, tests)
+        if name == "unbinds_its_guard" and style == "humaneval":
+            assert res["code"] == "accepted", res  # check() holds the first, honest function
+            continue
+        assert res["code"] == "wrong_answer", (name, res)
+        if name != "unbinds_its_guard":
+            assert "a comparison it controls proves nothing" in res["first_failure"]["error"], (name, res)
+    # honest programs that return library objects, their own plain classes or recurse are unaffected
+    honest = {
+        "fraction": "from fractions import Fraction\ndef add(a, b): return Fraction(a) + b",
+        "own_class": "class Node:\n    def __init__(self, v): self.v = v\ndef add(a, b): return Node(a).v + b",
+        "recursion": "def add(a, b): return a if b == 0 else (add(a, b - 1) + 1 if b > 0 else add(a, b + 1) - 1)",
+    }
+    for name, program in honest.items():
+        assert run(stage, program, tests)["code"] == "accepted", name

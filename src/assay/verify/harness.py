@@ -425,6 +425,7 @@ class Harness:
         if init["mode"] == "assert":
             self.test_lines = init.get("test_code", "").splitlines()
             self.units = init["units"]
+            self.guards = {}
         return {"ev": "ready"}
 
     def guarded(self, fn, limit):
@@ -494,6 +495,7 @@ class Harness:
         limit = float(msg.get("time_limit") or self.init["time_limit"])
         target = int(msg["unit"])
         start = time.monotonic()
+        guard_program(self.ns, self.guards)  # again: a program may unbind its guard while a test runs
         while self.units_done < target and self.unit_error is None:
             unit = self.units[self.units_done]
             self.units_done += 1
@@ -524,6 +526,114 @@ class Harness:
         if box.get("ok"):
             return {"status": "ok", "time": elapsed}
         return {"status": "fail", "time": elapsed, "line": line, "got": box.get("got"), "expected": box.get("expected")}
+
+
+# ---- values the program hands to assert tests ---------------------------------------------------
+# Assert tests compare inside the sandbox, so a program could return an object whose `__eq__` (or
+# `__bool__`, `__sub__`, ...) always agrees. The program's functions are wrapped: a value returned
+# to test code is checked (never changed) for classes whose comparison, truth or arithmetic methods
+# are the program's own code, and such a value fails the test. Function and stdin tests need none of
+# this: their values are compared on the host.
+
+_FUNCTION = type(lambda: None)
+_METHOD_KINDS = (staticmethod, classmethod)
+_HEAPTYPE = 1 << 9  # classes made at run time (Python classes); built-in static types are trusted
+_RIGGABLE = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__len__", "__abs__",
+             "__sub__", "__rsub__", "__add__", "__radd__", "__float__", "__int__", "__index__", "__round__",
+             "__contains__", "__getattribute__", "__getattr__")
+_PLAIN = frozenset((bool, int, float, complex, str, bytes, type(None)))
+_MAX_VISIT = 200_000
+
+
+def _program_code(code):
+    name = code.co_filename
+    return name == "solution.py" or name.startswith("<")
+
+
+def rigged_method(cls):
+    """The first comparison / truth / arithmetic method that the program's own code gives cls (or that
+    it borrowed from another class), else None."""
+    for klass in cls.__mro__[:-1]:
+        if not klass.__flags__ & _HEAPTYPE:
+            continue
+        attrs = klass.__dict__
+        for name in _RIGGABLE:
+            if name not in attrs or attrs[name] is None:
+                continue
+            f = attrs[name]
+            if type(f) is _FUNCTION and not _program_code(f.__code__):
+                continue  # a library class written in Python (fractions.Fraction, ...)
+            if getattr(f, "__objclass__", None) is klass:
+                continue  # the class's own C implementation
+            return f"{klass.__name__}.{name}"
+    return None
+
+
+def check_value(value):
+    """Raise AssertionError when value, or anything inside it, is of a rigged class."""
+    stack, seen, visits = [value], set(), 0
+    while stack and visits < _MAX_VISIT:
+        v = stack.pop()
+        visits += 1
+        t = type(v)
+        if t in _PLAIN:
+            continue
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        method = rigged_method(t)
+        if method is not None:
+            raise AssertionError(f"the program returned a {t.__name__} object with its own {method.split('.')[-1]}"
+                                 f" ({method}): a comparison it controls proves nothing")
+        if isinstance(v, (list, tuple, set, frozenset)):  # the storage, not an overridden __iter__
+            base = list if isinstance(v, list) else tuple if isinstance(v, tuple) else set \
+                if isinstance(v, set) else frozenset
+            stack.extend(base.__iter__(v))
+        elif isinstance(v, dict):
+            for k, x in dict.items(v):
+                stack.append(k)
+                stack.append(x)
+        else:
+            try:
+                attrs = object.__getattribute__(v, "__dict__")
+            except (AttributeError, TypeError):
+                continue
+            if type(attrs) is dict:
+                stack.extend(dict.values(attrs))
+
+
+def _guarded(fn):
+    def guarded(*args, **kwargs):
+        value = fn(*args, **kwargs)
+        if sys._getframe(1).f_code.co_filename == "tests.py":  # the program's own calls go unchecked
+            check_value(value)
+        return value
+
+    guarded.__name__ = getattr(fn, "__name__", "function")
+    guarded.__qualname__ = getattr(fn, "__qualname__", guarded.__name__)
+    guarded.__doc__ = getattr(fn, "__doc__", None)
+    guarded._assay_original = fn
+    return guarded
+
+
+def _is_program_function(f):
+    return type(f) is _FUNCTION and f.__code__.co_filename == "solution.py"
+
+
+def guard_program(ns, guards):
+    """Wrap the program's functions and its classes' methods (guards: id of a wrapper -> original)."""
+    for name, v in list(ns.items()):
+        if _is_program_function(v):
+            ns[name] = _guarded(v)
+        elif isinstance(v, type) and v.__flags__ & _HEAPTYPE and id(v) not in guards:
+            guards[id(v)] = v
+            for attr, m in list(v.__dict__.items()):
+                if attr.startswith("__"):
+                    continue
+                if _is_program_function(m):
+                    setattr(v, attr, _guarded(m))
+                elif isinstance(m, _METHOD_KINDS) and _is_program_function(m.__func__):
+                    setattr(v, attr, type(m)(_guarded(m.__func__)))
 
 
 # ---- helpers ---------------------------------------------------------------------------------
