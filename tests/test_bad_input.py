@@ -92,6 +92,37 @@ def test_gzip_content_under_jsonl_name(tmp_path: Path) -> None:
     assert [r["line"] for r in invalid(out)] == [6]
 
 
+def test_truncated_gzip_keeps_the_lines_before_the_cut(tmp_path: Path) -> None:
+    many = [dict(GOOD[0], id=f"t{i}") for i in range(3000)]
+    data = gzip.compress(lines(*many))
+    out, stats = run_file(tmp_path, "cut.jsonl.gz", data[: len(data) // 2])
+    kept = kept_ids(out)
+    assert 0 < len(kept) < len(many) and kept == [f"t{i}" for i in range(len(kept))]
+    (bad,) = invalid(out)
+    assert bad["line"] == len(kept) + 1 and "ends early or is damaged" in bad["error"]
+    assert stats["input"]["invalid"] == 1
+
+
+def test_utf16_file_with_byte_order_mark_is_read(tmp_path: Path) -> None:
+    text = lines(*GOOD).decode("utf-8").replace("\n", "\r\n")
+    out, stats = run_file(tmp_path, "win.jsonl", text.encode("utf-16"))
+    assert kept_ids(out) == [r["id"] for r in GOOD] and stats["input"]["invalid"] == 0
+
+
+def test_a_broken_file_among_inputs_is_reported_and_the_others_go_through(tmp_path: Path) -> None:
+    (tmp_path / "good.jsonl").write_bytes(lines(*GOOD))
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1" + bytes(range(256)) * 4 + b"PAR1")
+    (tmp_path / "bad.arrow").write_bytes(b"ARROW1 not really")
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("inputs: [good.jsonl, bad.parquet, bad.arrow]\nstages: [collect]\n")
+    out = tmp_path / "run"
+    proc = assay("run", str(cfg), "--out", str(out))
+    assert "Traceback" not in proc.stderr
+    assert kept_ids(out) == [r["id"] for r in GOOD]
+    errors = {Path(r["file"]).name: r["error"] for r in invalid(out)}
+    assert "not a readable Parquet file" in errors["bad.parquet"] and "not a readable Arrow file" in errors["bad.arrow"]
+
+
 def test_twenty_megabyte_line_goes_through(tmp_path: Path) -> None:
     big = {"id": "big", "domain": "chat", "prompt": "word " * (4 * 1024 * 1024)}  # ~20 MB
     out, _ = run_file(tmp_path, "in.jsonl", lines(GOOD[0], big, GOOD[1]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from assay.errors import AssayError
 
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson", ".parquet", ".arrow")
 RAW_KEEP = 1 << 20  # keep at most 1 MiB of an unreadable line in invalid/ output
 
@@ -37,6 +39,64 @@ class Row:
 def is_gzip(path: str | os.PathLike[str]) -> bool:
     with open(path, "rb") as f:
         return f.read(2) == GZIP_MAGIC
+
+
+def utf16_encoding(path: str | os.PathLike[str]) -> str | None:
+    """'utf-16' when the file starts with a UTF-16 byte order mark (Windows tools write these)."""
+    with open(path, "rb") as f:
+        return "utf-16" if f.read(2) in UTF16_BOMS else None
+
+
+def is_transcoded(path: str | os.PathLike[str]) -> bool:
+    """Read as a stream, not by byte ranges: compressed or UTF-16 text."""
+    return is_gzip(path) or utf16_encoding(path) is not None
+
+
+class CorruptStream(Exception):
+    """The compressed (or UTF-16) data ends early or is damaged: what came before it was read."""
+
+
+_STREAM_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError)
+
+
+def _lines(f: Any) -> Iterator[bytes]:
+    it = iter(f)
+    while True:
+        try:
+            line = next(it)
+        except StopIteration:
+            return
+        except _STREAM_ERRORS as exc:
+            raise CorruptStream(str(exc) or type(exc).__name__) from None
+        yield line
+
+
+def _open_lines(path: str | os.PathLike[str]) -> Any:
+    """A binary line source: plain, gzip-decompressed, or UTF-16 text re-encoded as UTF-8."""
+    if is_gzip(path):
+        return gzip.open(path, "rb")
+    encoding = utf16_encoding(path)
+    if encoding:
+        return _Utf8Lines(open(path, encoding=encoding, newline=""))
+    return open(path, "rb")
+
+
+class _Utf8Lines:
+    def __init__(self, text: Any):
+        self.text = text
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self.text:
+            yield line.encode("utf-8", errors="surrogatepass")
+
+    def read(self, n: int = -1) -> bytes:
+        return self.text.read(n).encode("utf-8", errors="surrogatepass")
+
+    def __enter__(self) -> _Utf8Lines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.text.close()
 
 
 def _decode_error(line: bytes, exc: Exception) -> str:
@@ -60,40 +120,47 @@ def read_jsonl(path: str | os.PathLike[str], *, skip_lines: int = 0, start_offse
     is the number of lines before it (or, for gzip, the number of lines to skip by reading).
     `end_offset` (plain files) stops at that byte position, which must be a line start.
     """
-    gz = is_gzip(path)
-    f = gzip.open(path, "rb") if gz else open(path, "rb")
-    with f:
+    gz = is_transcoded(path)  # no byte offsets: they would not be positions in the file
+    with _open_lines(path) as f:
         lineno = 0
         offset = 0
-        if start_offset is not None and not gz:
-            f.seek(start_offset)
-            offset, lineno = start_offset, skip_lines
-        elif skip_lines:
-            for _ in f:
-                lineno += 1
-                if lineno >= skip_lines:
+        try:
+            if start_offset is not None and not gz:
+                f.seek(start_offset)
+                offset, lineno = start_offset, skip_lines
+            elif skip_lines:
+                for _ in _lines(f):
+                    lineno += 1
+                    if lineno >= skip_lines:
+                        break
+            for line in _lines(f):
+                if end_offset is not None and offset >= end_offset:
                     break
-        for line in f:
-            if end_offset is not None and offset >= end_offset:
-                break
-            lineno += 1
-            offset += len(line)
-            if lineno == 1 and line.startswith(BOM):
-                line = line[3:]
-            if not line.strip():
-                continue
-            try:
-                data = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                yield Row(lineno, error=_decode_error(line, exc), raw=_raw_text(line), offset=None if gz else offset)
-                continue
-            yield Row(lineno, data=data, offset=None if gz else offset)
+                lineno += 1
+                offset += len(line)
+                if lineno == 1 and line.startswith(BOM):
+                    line = line[3:]
+                if not line.strip():
+                    continue
+                try:
+                    data = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    yield Row(lineno, error=_decode_error(line, exc), raw=_raw_text(line),
+                              offset=None if gz else offset)
+                    continue
+                yield Row(lineno, data=data, offset=None if gz else offset)
+        except CorruptStream as exc:
+            yield Row(lineno + 1, error=f"the file's data ends early or is damaged after line {lineno} "
+                      f"({exc}); the lines before it were read", raw="")
 
 
 def read_json_array(path: str | os.PathLike[str], *, skip_lines: int = 0) -> Iterator[Row]:
-    opener = gzip.open if is_gzip(path) else open
-    with opener(path, "rb") as f:
-        blob = f.read()
+    try:
+        with _open_lines(path) as f:
+            blob = f.read()
+    except _STREAM_ERRORS as exc:
+        yield Row(1, error=f"the file's data ends early or is damaged ({exc}); nothing could be read", raw="")
+        return
     if blob.startswith(BOM):
         blob = blob[3:]
     try:
@@ -107,9 +174,18 @@ def read_json_array(path: str | os.PathLike[str], *, skip_lines: int = 0) -> Ite
         yield Row(i, data=item)
 
 
-def _iter_arrow_batches(batches: Iterator[Any], skip_rows: int) -> Iterator[Row]:
+def _iter_arrow_batches(batches: Iterator[Any], skip_rows: int, what: str = "file") -> Iterator[Row]:
     n = 0
-    for batch in batches:
+    it = iter(batches)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:  # pyarrow raises several types for damaged data
+            yield Row(n + 1, error=f"not a readable {what} after row {n} ({exc}); the rows before it were read",
+                      raw="")
+            return
         if n + batch.num_rows <= skip_rows:
             n += batch.num_rows
             continue
@@ -136,8 +212,9 @@ def read_parquet(path: str | os.PathLike[str], *, skip_lines: int = 0) -> Iterat
     try:
         pf = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a broken file
-        raise AssayError(f"{path}: not a readable Parquet file ({exc})") from exc
-    yield from _iter_arrow_batches(pf.iter_batches(batch_size=1024), skip_lines)
+        yield Row(1, error=f"not a readable Parquet file ({exc})", raw="")
+        return
+    yield from _iter_arrow_batches(pf.iter_batches(batch_size=1024), skip_lines, "Parquet file")
 
 
 def read_arrow(path: str | os.PathLike[str], *, skip_lines: int = 0) -> Iterator[Row]:
@@ -147,11 +224,15 @@ def read_arrow(path: str | os.PathLike[str], *, skip_lines: int = 0) -> Iterator
     try:
         reader = pa.ipc.open_stream(source)
     except pa.ArrowInvalid:
-        reader = pa.ipc.open_file(source)
+        try:
+            reader = pa.ipc.open_file(source)
+        except Exception as exc:
+            yield Row(1, error=f"not a readable Arrow file ({exc})", raw="")
+            return
         batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
-        yield from _iter_arrow_batches(batches, skip_lines)
+        yield from _iter_arrow_batches(batches, skip_lines, "Arrow file")
         return
-    yield from _iter_arrow_batches(iter(reader), skip_lines)
+    yield from _iter_arrow_batches(iter(reader), skip_lines, "Arrow file")
 
 
 def dataset_files(path: str | os.PathLike[str], split: str | None = None) -> list[Path]:
@@ -201,9 +282,11 @@ def read_rows(path: str | os.PathLike[str], *, skip_lines: int = 0, start_offset
 
 
 def _starts_with_bracket(path: str | os.PathLike[str]) -> bool:
-    opener = gzip.open if is_gzip(path) else open
-    with opener(path, "rb") as f:
-        head = f.read(64).lstrip(BOM).lstrip()
+    try:
+        with _open_lines(path) as f:
+            head = f.read(64).lstrip(BOM).lstrip()
+    except _STREAM_ERRORS:
+        return False  # the JSONL reader reports it
     return head.startswith(b"[")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from assay.config import InputSpec
 from assay.errors import RecordError
-from assay.io.readers import BOM, Row, dataset_files, is_gzip, read_jsonl, read_rows
+from assay.io.readers import BOM, Row, dataset_files, is_transcoded, read_jsonl, read_rows
 from assay.io.writers import JsonlWriter
 from assay.record import validate_record
 from assay.runner.decision import StageStats
@@ -77,7 +77,10 @@ def estimate_rows(inputs: list[InputSpec]) -> int | None:
             if name.endswith(".parquet"):
                 import pyarrow.parquet as pq
 
-                n += pq.ParquetFile(f).metadata.num_rows
+                try:
+                    n += pq.ParquetFile(f).metadata.num_rows
+                except Exception:  # a broken file is reported when it is read
+                    pass
                 continue
             with open(f, "rb") as fh:
                 head = fh.read(1 << 16)
@@ -127,7 +130,7 @@ def _ends_with_newline(path: Path) -> bool:
 def fast_path(spec: InputSpec, path: Path) -> bool:
     """Plain JSONL without a row limit: split by byte ranges and parse in parallel."""
     name = str(path)
-    if spec.limit is not None or name.endswith((".parquet", ".arrow")) or is_gzip(path):
+    if spec.limit is not None or name.endswith((".parquet", ".arrow")) or is_transcoded(path):
         return False
     if name.endswith((".json", ".json.gz")):
         with open(path, "rb") as f:
