@@ -314,11 +314,24 @@ def test_expected_language_from_labels_or_config() -> None:
     ("Hence x = 3 and the answer is $x = 3$.", "\\boxed{3}", True),
     ("Therefore the answer is \\(\\sqrt{2}/2\\).", "\\boxed{\\frac{\\sqrt{2}}{2}}", True),
     ("So the answer is $\\frac{2}{3}$.", "\\boxed{\\frac{3}{2}}", False),
+    # a judgement after "the answer is" is not an answer: the stated one before it counts
+    ("So the answer is 12. Checking once more, yes, the answer is correct.", "\\boxed{12}", True),
+    ("So the answer is 12. The result is consistent with the estimate.", "\\boxed{12}", True),
+    ("So the answer is 12. Let me double check: the answer is not obvious at first.", "\\boxed{12}", True),
+    ("So the answer is 11. Let me double check: yes, the answer is right.", "\\boxed{12}", False),
+    ("The answer is mitochondria.", "\\boxed{\\text{mitochondria}}", True),
 ])
 def test_answer_consistency(conclusion: str, final: str, agree: bool) -> None:
     text = f"<think>\n{reasoning_text(300, 1)}\n\n{conclusion}\n</think>\n\nWe conclude {final}."
     c = checks(run_rules([record(text)])[0])["rules_answer_consistency"]
     assert c["passed"] is agree, c
+
+
+def test_enumerating_cases_is_not_a_loop() -> None:
+    cases = " ".join(f"Case {k}: if x = {k} then y = {k * k} and z = {k + 3}, which is "
+                     f"{'valid' if k % 2 else 'invalid'}." for k in range(200))
+    text = f"<think>\n{reasoning_text(300, 3)} {cases} So the answer is 4.\n</think>\n\nThe answer is \\boxed{{4}}."
+    assert "ngram" not in one(text)
 
 
 def test_answer_consistency_without_a_conclusion() -> None:

@@ -52,6 +52,23 @@ def _phrase_after(text: str, start: int) -> str | None:
     return phrase if 0 < len(phrase) <= 80 else None
 
 
+# "the answer is correct", "the result is consistent with ...": a judgement, not an answer
+_JUDGEMENT = re.compile(
+    r"^(?:indeed\s+|still\s+|also\s+|then\s+|now\s+)?(?:correct|incorrect|right|wrong|consistent|inconsistent|valid|"
+    r"invalid|confirmed|verified|the\s+same|same|unchanged|clear|obvious|straightforward|likely|probably|not|that|this|"
+    r"as\s+follows|given\s+by|below|above|different|reasonable|plausible|satisfied|fine|good|ok|okay|off|"
+    r"wrong|impossible|undefined|something|what|how|why|a\s+bit|in\s+)\b", re.IGNORECASE)
+_MATHY = re.compile(r"[\d\\^=/+*<>()\[\]{}$]")
+
+
+def _stated_answer(phrase: str) -> bool:
+    """Whether a phrase after 'the answer is' states an answer: math or a few words, not a judgement."""
+    if _JUDGEMENT.match(phrase):
+        return False
+    words = len(phrase.split())
+    return words <= 5 or (words <= 10 and bool(_MATHY.search(phrase)))
+
+
 def reasoning_conclusion(reasoning: str, tail_chars: int = 2000) -> str | None:
     """The last answer stated near the end of the reasoning (a box or an answer phrase), or None."""
     from assay.verify.extract import clean_answer, last_boxed
@@ -61,7 +78,7 @@ def reasoning_conclusion(reasoning: str, tail_chars: int = 2000) -> str | None:
     phrase_at, phrase = -1, None
     for m in _CONCLUSION.finditer(tail):
         found = _phrase_after(tail, m.end())
-        if found:
+        if found and _stated_answer(found):
             phrase_at, phrase = m.start(), found
     if box_at > phrase_at:
         boxed = last_boxed(tail[box_at:])
