@@ -109,3 +109,23 @@ def test_sigkill_at_random_points_then_resume_equals_clean_run(tmp_path: Path) -
     assert got["invalid"] == expected["invalid"]
     assert got["stats"] == expected["stats"]
     assert not [p for p in killed.rglob("*") if ".tmp" in p.name]  # temporaries of the kills are cleaned
+
+
+def test_a_killed_parent_counts_as_gone_while_it_is_a_zombie() -> None:
+    """A worker that starts while its runner is being killed checks its parent once: a killed,
+    not yet reaped parent is a zombie and must count as dead (it once let a worker outlive a run)."""
+    from assay.procutil import parent_gone
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(f"/proc/{child.pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.01)
+    assert parent_gone(child.pid)  # a zombie: exited, not reaped yet
+    child.wait()
+    assert parent_gone(child.pid)  # reaped: gone from the table
+    assert not parent_gone(os.getppid())  # our own parent is alive and is our parent
+    assert not parent_gone(os.getpid())  # alive, though not our parent (a forkserver's caller)
+

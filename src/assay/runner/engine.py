@@ -9,32 +9,17 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
+from assay.procutil import die_with_parent
 from assay.runner.progress import Hub
 from assay.runner.shard import teardown_all
 
 _QUEUE: Any = None
 
 
-def _die_with_parent(parent: int) -> None:
-    """Linux: a worker gets SIGKILL when the runner dies, so no orphan keeps writing shards."""
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    try:  # the caller may have died while this worker started: then the signal never comes
-        os.kill(parent, 0)
-    except ProcessLookupError:
-        os._exit(1)
-
-
 def _init_worker(queue: Any, parent: int) -> None:
     global _QUEUE
     _QUEUE = queue
-    _die_with_parent(parent)
+    die_with_parent(parent)  # the runner's death ends its workers: no orphan keeps writing shards
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import atexit
 

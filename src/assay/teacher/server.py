@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from assay.errors import AssayError, ConfigError
+from assay.procutil import die_with_parent
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 READY_TIMEOUT = 120.0
@@ -56,14 +57,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _die_with_parent(parent: int) -> None:  # runs in the child between fork and exec
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(1)
+    die_with_parent(parent, signal.SIGTERM)
     os.setpgrp()  # not in the parent's process group: a Ctrl-C reaches the runner, which stops us
 
 

@@ -14,7 +14,6 @@ Workers die with their parent (PR_SET_PDEATHSIG) and ignore Ctrl-C (the caller c
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing as mp
 import os
 import signal
@@ -28,6 +27,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from assay.errors import AssayError
+from assay.procutil import die_with_parent
 
 STARTUP_TIMEOUT_S = 120.0  # a fresh worker must be ready within this (imports, initializer)
 
@@ -48,18 +48,6 @@ class Outcome:
 
 # ---- the worker side ----------------------------------------------------------------------------
 
-def _die_with_parent(parent: int) -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:  # not Linux: the parent's pipe closing still ends an idle worker
-        pass
-    try:  # the caller may have died while this worker started: then the signal never comes
-        os.kill(parent, 0)
-    except ProcessLookupError:
-        os._exit(1)
-
-
 def _limit_memory(memory_mb: int | None) -> None:
     if not memory_mb:
         return
@@ -75,7 +63,7 @@ def _limit_memory(memory_mb: int | None) -> None:
 def _worker_main(conn: Connection, fn: Callable[[Any], Any], initializer: Callable[[], None] | None,
                  memory_mb: int | None, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent(parent)
+    die_with_parent(parent)
     _limit_memory(memory_mb)
     if initializer is not None:
         initializer()
