@@ -190,3 +190,17 @@ def test_bad_parameters_are_one_sentence(tmp_path: Path) -> None:
     proc = assay("apply", "label", str(inp), str(tmp_path / "o.jsonl"), "--set", "rating_range=[3000,800]",
                  check=False)
     assert proc.returncode == 2 and "low < high" in proc.stderr
+
+
+def test_degenerate_prompts_get_low_quality_and_real_ones_do_not(shared_data: Path) -> None:
+    assert "repetitive" in md.quality_flags("x" * 5000)
+    assert "repetitive" in md.quality_flags("Compute 2 + 2 and explain. " * 40)
+    assert md.heuristic_quality(md.quality_flags("x" * 200_000)) == 1  # repetitive and too long
+    flagged = []
+    for path in sorted(shared_data.glob("*/*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            text = row.get("problem") or row.get("question") or row.get("prompt") or row.get("text")
+            if isinstance(text, str) and {"repetitive", "too_long"} & set(md.quality_flags(text)):
+                flagged.append((path.name, text[:60]))
+    assert flagged == []  # MATH-500, GSM8K, HumanEval, MBPP, APPS, LeetCode, MMLU, traces: none flagged

@@ -121,10 +121,24 @@ def quality_flags(prompt: str) -> list[str]:
         flags.append("garbled")
     if letters and sum(ch.isupper() for ch in prompt) > 0.6 * letters and letters > 40:
         flags.append("shouting")
+    if len(prompt) >= 200 and _repetitive(prompt):
+        flags.append("repetitive")
+    if len(prompt) > TOO_LONG_CHARS:
+        flags.append("too_long")
     return flags
 
 
-FLAG_PENALTY = {"too_short": 2, "missing_figure": 2, "garbled": 2, "shouting": 1}
+TOO_LONG_CHARS = 50_000  # long statements with inputs run to ~10k characters; past this it is a dump
+FLAG_PENALTY = {"too_short": 2, "missing_figure": 2, "garbled": 2, "shouting": 1, "repetitive": 3, "too_long": 1}
+
+
+def _repetitive(prompt: str) -> bool:
+    """A prompt that is mostly one thing repeated ("xxxx...", a pasted line 50 times): it compresses
+    to under a tenth of its size, which real statements, even long ones with data, do not."""
+    import zlib
+
+    raw = prompt[:100_000].encode("utf-8", errors="replace")
+    return len(zlib.compress(raw, 6)) < 0.1 * len(raw)
 
 
 def heuristic_quality(flags: list[str]) -> int:
