@@ -114,7 +114,8 @@ def test_embeddings_catch_paraphrases(shared_data: Path, tmp_path: Path) -> None
         "she walks at s+2 km per hour, the walk takes her 2 hours and 24 minutes, including t minutes spent at "
         "the coffee shop. Suppose Aya walks at s+1/2 km per hour. Find the number of minutes the walk takes "
         "her, including the t minutes spent in the coffee shop.")})
-    # rewritten from scratch: MiniLM puts it next to the right item, a little under 0.9
+    # rewritten from scratch: MiniLM puts it next to the right item, a little under 0.9, and the
+    # numbers (9, 4, 2, 24, 1/2) are the item's: caught by the numbers rule
     heavy = {"id": "aime-rewritten", "domain": "math", "prompt": (
         "Each morning Aya walks 9 km and then stops at a coffee shop. At a constant speed of s km/h the whole "
         "trip takes 4 hours, including t minutes at the coffee shop; at s+2 km/h it takes 2 hours 24 minutes, "
@@ -123,9 +124,14 @@ def test_embeddings_catch_paraphrases(shared_data: Path, tmp_path: Path) -> None
     clean = [{"id": f"gsm8k/{i}", "domain": "math", "prompt": r["question"]}
              for i, r in enumerate(rows(shared_data / "gsm8k" / "test.jsonl")[:60])]
     benchmarks = [str(shared_data / "math500" / "test.jsonl"), str(shared_data / "aime_amc" / "aime24.jsonl")]
-    out = decontaminate([*records, heavy, *clean], tmp_path, "benchmarks=" + ",".join(benchmarks), drop=True)
+    # the same setting with other numbers is another problem
+    other_numbers = {"id": "aime-other-numbers", "domain": "math", "prompt": heavy["prompt"].replace(
+        "9 km", "12 km").replace("4 hours", "5 hours").replace("24 minutes", "30 minutes")}
+    out = decontaminate([*records, heavy, other_numbers, *clean], tmp_path, "benchmarks=" + ",".join(benchmarks),
+                        drop=True)
     rejected = {r["id"]: r for r in read_jsonl(tmp_path / "out.rejected.jsonl")}
-    assert set(rejected) == {r["id"] for r in records}, sorted(set(rejected) ^ {r["id"] for r in records})
+    expected = {r["id"] for r in records} | {"aime-rewritten"}
+    assert set(rejected) == expected, sorted(set(rejected) ^ expected)
     for i in PARAPHRASES:
         check = rejected[f"para/{i}"]["record"]["checks"]["decontaminate"]
         assert check["benchmark"].endswith("math500/test.jsonl") and check["item"] == i
@@ -136,9 +142,10 @@ def test_embeddings_catch_paraphrases(shared_data: Path, tmp_path: Path) -> None
     aime_check = rejected["aime-reworded"]["record"]["checks"]["decontaminate"]
     assert aime_check["benchmark"].endswith("aime24.jsonl") and aime_check["item"] == 0
     assert aime_check["item_id"] == str(aime[0]["id"])
-    assert out[0]["id"] == "aime-rewritten"
-    heavy_check = out[0]["checks"]["decontaminate"]
-    assert heavy_check["score"] > 0.85 and "aime24.jsonl item 0 " in heavy_check["reason"]
+    heavy_check = rejected["aime-rewritten"]["record"]["checks"]["decontaminate"]
+    assert heavy_check["method"] == "embedding+numbers" and heavy_check["item"] == 0
+    assert 0.75 <= heavy_check["similarity"] < 0.9 and "the same numbers (" in heavy_check["reason"]
+    assert out[0]["id"] == "aime-other-numbers" and out[0]["checks"]["decontaminate"]["passed"]
     out = out[1:]
     assert [r["id"] for r in out] == [r["id"] for r in clean]
     assert all(r["checks"]["decontaminate"]["score"] < 0.85 for r in out)
@@ -177,3 +184,35 @@ def test_benchmarks_are_required(params: dict[str, Any]) -> None:
 
     with pytest.raises(ConfigError, match="benchmarks"):
         build_stage("decontaminate", params)
+
+
+def test_rewordings_that_keep_the_numbers_are_caught(shared_data: Path, tmp_path: Path) -> None:
+    math = rows(shared_data / "math500" / "test.jsonl")
+    reworded = {  # MATH-500 problems said again in other words: MiniLM scores them 0.79-0.89
+        0: "Express the rectangular point (0, 3) in polar form (r, theta) with r positive and theta between 0 "
+           "and 2pi.",
+        2: "Let f(x) = (3x - 2)/(x - 2). Compute f(-2) + f(-1) + f(0) and give the result as a fraction.",
+        3: "Find the number of positive integer divisors of 196.",
+        8: "Compute the distance between (2,-6) and (-4,3), in simplest radical form.",
+        10: "Find the smallest positive multiple of 30 whose digits are all 0s and 2s.",
+    }
+    others = {  # the same kind of problem with other numbers, and a list of variables
+        "n1": "How many positive divisors does 200 have?",
+        "n2": "What is the distance between the points (1, 2) and (4, 6)?",
+        "n3": "Which one of the following is equal to P(A, B, C, D, E, F, G, H, I, J, K, L, M, N) given Boolean "
+              "random variables and no independence assumptions?",
+    }
+    records = [{"id": f"re/{i}", "domain": "math", "prompt": t} for i, t in reworded.items()]
+    records += [{"id": k, "domain": "math", "prompt": t} for k, t in others.items()]
+    out = {r["id"]: r["checks"]["decontaminate"] for r in decontaminate(
+        records, tmp_path, "benchmarks=" + str(shared_data / "math500" / "test.jsonl"))}
+    for i in reworded:
+        check = out[f"re/{i}"]
+        assert not check["passed"] and check["item"] == i and check["item_id"] == math[i]["unique_id"], check
+        assert check["method"] in ("embedding", "embedding+numbers"), check
+    assert all(out[k]["passed"] for k in others), {k: out[k]["reason"] for k in others}
+    off = {r["id"]: r["checks"]["decontaminate"] for r in decontaminate(
+        records, tmp_path / "off", "benchmarks=" + str(shared_data / "math500" / "test.jsonl"),
+        "numbers_cosine=null")}
+    assert sum(not off[f"re/{i}"]["passed"] for i in reworded) < len(reworded)  # the rule is what catches them
+

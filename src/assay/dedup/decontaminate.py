@@ -8,11 +8,15 @@ Two detectors, each naming the benchmark file, the item and the evidence:
   such as "express your answer as a common fraction") are ignored.
 - embedding similarity: cosine of sentence embeddings >= `threshold` (default 0.9, as the AM
   team did), which catches paraphrases.
+- the same numbers: a rewording keeps the problem's numbers, and a small embedding model scores
+  many rewordings at 0.8-0.9. A prompt within `numbers_cosine` of an item and with exactly its
+  numbers (enough of them to be distinctive: `196`, or `(2, -6)` and `(-4, 3)`) counts too.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -47,9 +51,36 @@ class Hit:
     cosine: float | None = None
 
 
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?")
+NEIGHBOURS = 5  # benchmark items looked at per prompt for the numbers rule
+
+
+def numbers(text: str) -> frozenset[str]:
+    """The numbers written in a text (digits only: '0.50' and '0.5' alike), as a set."""
+    out = set()
+    for m in _NUMBER.findall(text):
+        if "." in m:
+            m = m.rstrip("0").rstrip(".") or "0"
+        out.add(m.lstrip("0") or "0")
+    return frozenset(out)
+
+
+def distinctive(nums: frozenset[str]) -> bool:
+    """Enough digits that two unrelated problems rarely share exactly these numbers."""
+    return sum(len(n.replace(".", "")) for n in nums) >= 3
+
+
 def _ngrams(ws: list[str], n: int) -> list[tuple[int, int]]:
-    """(hash, start) of every n-gram of `ws` (hashes are process-local: built and used in one process)."""
-    return [(hash(tuple(ws[i : i + n])), i) for i in range(len(ws) - n + 1)]
+    """(hash, start) of every n-gram of `ws` (hashes are process-local: built and used in one process).
+    N-grams of very few distinct words are left out: variable names all read as `x`, so a list of
+    variables ("P(H, U, P, W)") would otherwise match every other list of variables."""
+    distinct = max(2, min(4, n // 3))
+    out = []
+    for i in range(len(ws) - n + 1):
+        gram = tuple(ws[i : i + n])
+        if len(set(gram)) >= distinct:
+            out.append((hash(gram), i))
+    return out
 
 
 @stage("decontaminate")
@@ -79,6 +110,8 @@ class Decontaminate(RecordCheck, EmbeddingFields):
     boilerplate_items: int = Field(5, ge=2, description="n-grams found in at least this many items are ignored")
     threshold: float = Field(0.9, gt=-1, le=1, description="cosine similarity to a benchmark item that counts "
                              "as contamination")
+    numbers_cosine: float | None = Field(0.75, gt=-1, le=1, description="a prompt this close (cosine) to an item "
+                                         "and with exactly its numbers is a rewording of it (null: off)")
     flat_max: int = Field(200_000, ge=1, description="benchmark items searched exactly up to this many (HNSW above)")
 
     _items: list[Item] = PrivateAttr(default_factory=list)
@@ -86,6 +119,7 @@ class Decontaminate(RecordCheck, EmbeddingFields):
     _index: Any = PrivateAttr(default=None)
     _embedder: Any = PrivateAttr(default=None)
     _counts: Counter[str] = PrivateAttr(default_factory=Counter)
+    _numbers: list[frozenset[str]] = PrivateAttr(default_factory=list)
 
     @field_validator("benchmarks")
     @classmethod
@@ -109,6 +143,7 @@ class Decontaminate(RecordCheck, EmbeddingFields):
             vectors = self._embedder.encode([self._view(it.text) for it in self._items])
             self._index = build_index(vectors, kind="auto", flat_max=self.flat_max,
                                       threads=os.cpu_count())
+            self._numbers = [numbers(it.text) for it in self._items]
 
     def _view(self, text: str) -> str:
         return embedding_view(text) if self.normalize else text
@@ -168,22 +203,44 @@ class Decontaminate(RecordCheck, EmbeddingFields):
         texts = [prompt_text(r) for r in records]
         best_cos = np.full(len(records), np.nan)
         best_item = np.full(len(records), -1)
+        reworded: list[tuple[int, float] | None] = [None] * len(records)
         if self._index is not None and records:
             from assay.dedup.knn import search
 
             vectors = self._embedder.encode([self._view(t) for t in texts])
-            for start, sims, nbrs in search(self._index, vectors, 1):
+            k = min(NEIGHBOURS, len(self._items)) if self.numbers_cosine is not None else 1
+            for start, sims, nbrs in search(self._index, vectors, k):
                 best_cos[start : start + len(sims)] = sims[:, 0]
                 best_item[start : start + len(sims)] = nbrs[:, 0]
-        return [self._verdict(t, None if np.isnan(c) else float(c), int(i))
-                for t, c, i in zip(texts, best_cos, best_item, strict=True)]
+                if self.numbers_cosine is not None:
+                    for row in range(len(sims)):
+                        reworded[start + row] = self._same_numbers(texts[start + row], sims[row], nbrs[row])
+        return [self._verdict(t, None if np.isnan(c) else float(c), int(i), r)
+                for t, c, i, r in zip(texts, best_cos, best_item, reworded, strict=True)]
+
+    def _same_numbers(self, text: str, sims: np.ndarray, nbrs: np.ndarray) -> tuple[int, float] | None:
+        """The closest item within numbers_cosine that has exactly the prompt's (distinctive) numbers."""
+        mine = None
+        for sim, item in zip(sims, nbrs, strict=True):
+            if item < 0 or sim < self.numbers_cosine:
+                break
+            if mine is None:
+                mine = numbers(text)
+                if not distinctive(mine):
+                    return None
+            if self._numbers[item] == mine:
+                return int(item), float(sim)
+        return None
 
     def check(self, record: Record) -> Verdict:
         return self.check_batch([record])[0]
 
-    def _verdict(self, text: str, cosine: float | None, nearest: int) -> Verdict:
+    def _verdict(self, text: str, cosine: float | None, nearest: int,
+                 reworded: tuple[int, float] | None = None) -> Verdict:
         hits = self.ngram_hits(text)
         by_embedding = cosine is not None and cosine >= self.threshold
+        if not hits and not by_embedding and reworded is not None:
+            return self._numbers_verdict(*reworded)
         if not hits and not by_embedding:
             where = f"; nearest: {self._name(nearest)}, cosine {cosine:.3f}" if cosine is not None else ""
             return Verdict(True, round(cosine, 4) if cosine is not None else 0.0, f"clean{where}")
@@ -214,6 +271,17 @@ class Decontaminate(RecordCheck, EmbeddingFields):
         score = 1.0 if hits else round(float(cosine or 0.0), 4)
         reason = f"matches {self._name(hit.item)}: " + "; ".join(parts)
         return Verdict(False, score, reason, code=f"contaminated: {item.benchmark}", details=details)
+
+    def _numbers_verdict(self, idx: int, cosine: float) -> Verdict:
+        item = self._items[idx]
+        shown = ", ".join(sorted(self._numbers[idx], key=lambda n: (len(n), n))[:8])
+        evidence = f"cosine {cosine:.3f} and the same numbers ({shown})"
+        details = {"benchmark": item.benchmark, "item": item.index, "item_id": item.item_id,
+                   "method": "embedding+numbers", "similarity": round(cosine, 4), "evidence": evidence}
+        self._counts["contaminated"] += 1
+        self._counts[f"by_benchmark:{item.benchmark}"] += 1
+        return Verdict(False, round(cosine, 4), f"matches {self._name(idx)}: {evidence}",
+                       code=f"contaminated: {item.benchmark}", details=details)
 
     def _name(self, idx: int) -> str:
         item = self._items[idx]
