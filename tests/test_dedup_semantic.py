@@ -68,3 +68,25 @@ def test_semantic_dedup_finds_paraphrases_and_keeps_distinct_problems(shared_dat
     strict = tmp_path / "strict.jsonl"
     assay("apply", "dedup-semantic", str(inp), str(strict), "--set", "threshold=0.97", "--drop")
     assert 0 < len(read_jsonl(tmp_path / "strict.rejected.jsonl")) < len(PARAPHRASES)
+
+
+def test_rewordings_with_the_same_numbers_are_duplicates(shared_data: Path, tmp_path: Path) -> None:
+    rows = math500_rows(shared_data)
+    reworded = {  # MiniLM scores these 0.88-0.89 against the originals: under the 0.9 threshold
+        2: "Let f(x) = (3x - 2)/(x - 2). Compute f(-2) + f(-1) + f(0) and give the result as a fraction.",
+        3: "Find the number of positive integer divisors of 196.",
+        8: "Compute the distance between (2,-6) and (-4,3), in simplest radical form.",
+        10: "Find the smallest positive multiple of 30 whose digits are all 0s and 2s.",
+    }
+    records = [{"id": f"math500/{i}", "domain": "math", "prompt": rows[i]["problem"]} for i in reworded]
+    records += [{"id": f"re/{i}", "domain": "math", "prompt": t, "reference": {"answer": rows[i]["answer"]}}
+                for i, t in reworded.items()]
+    records += [{"id": "other/1", "domain": "math", "prompt": "How many positive divisors does 200 have?"},
+                {"id": "other/2", "domain": "math", "prompt": "What is the distance between (1, 2) and (4, 6)?"}]
+    inp = write_jsonl(tmp_path / "in.jsonl", records)
+    assay("apply", "dedup-semantic", str(inp), str(tmp_path / "out.jsonl"), "--drop")
+    rejected = {r["id"]: r["record"]["checks"]["dedup_semantic"] for r in read_jsonl(tmp_path / "out.rejected.jsonl")}
+    assert set(rejected) == {f"math500/{i}" for i in reworded}, sorted(rejected)
+    assert all(0.8 <= c["similarity"] < 0.9 for c in rejected.values())
+    assay("apply", "dedup-semantic", str(inp), str(tmp_path / "off.jsonl"), "--drop", "--set", "numbers_cosine=null")
+    assert not (tmp_path / "off.rejected.jsonl").exists() or read_jsonl(tmp_path / "off.rejected.jsonl") == []

@@ -286,9 +286,11 @@ def test_semantic_partitions_find_the_pairs_of_the_exact_search(cluster: str, tm
     a, b, _ = stage.find_pairs(parts)
     exact = set(zip(a.tolist(), b.tolist(), strict=True))
     assert len(exact) > 80
-    pa, pb, psim = semantic_candidates(spill.path, parts.n, stage, workers=2, cluster_size=120)  # ~7 partitions
+    candidates = semantic_candidates(spill.path, parts.n, stage, workers=2, cluster_size=120)  # ~7 partitions
+    assert (candidates[2] >= stage.search_threshold).all()
+    pa, pb, psim = stage.accept(parts, *candidates)  # the same decision as the exact search's
     got = set(zip(pa.tolist(), pb.tolist(), strict=True))
-    assert (psim >= stage.threshold).all() and (pa < pb).all()
+    assert (psim >= stage.search_threshold).all() and (pa < pb).all()
     assert np.allclose(psim, stage.similarity(parts, pa, pb), atol=1e-4)
     assert len(got & exact) >= 0.95 * len(exact)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any, ClassVar, Literal
 
@@ -39,6 +40,17 @@ def make_embedder(params: EmbeddingFields, ctx: StageContext | None, threads: in
                     threads=threads)
 
 
+def numbers_key(text: str) -> int:
+    """A hash of the numbers a prompt writes, 0 when they are too few to tell problems apart."""
+    from assay.dedup.decontaminate import distinctive, numbers
+
+    nums = numbers(text)
+    if not distinctive(nums):
+        return 0
+    digest = hashlib.blake2b("\x00".join(sorted(nums)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") or 1
+
+
 @stage("dedup-semantic")
 class SemanticDedup(ClusterDedup, EmbeddingFields):
     """Semantic near-duplicates: prompts embedded with a sentence-transformers model (cached on
@@ -61,6 +73,9 @@ class SemanticDedup(ClusterDedup, EmbeddingFields):
     hnsw_m: int = Field(32, ge=4, description="HNSW graph degree")
     ef_search: int = Field(128, ge=8, description="HNSW search breadth (recall vs speed)")
     nprobe: int = Field(16, ge=1, description="IVF lists probed per query")
+    numbers_cosine: float | None = Field(0.8, gt=-1, le=1, description="two prompts this close (cosine) that "
+                                         "write exactly the same distinctive numbers are rewordings of one problem "
+                                         "(null: off)")
 
     _embedder: Any = PrivateAttr(default=None)
 
@@ -77,15 +92,34 @@ class SemanticDedup(ClusterDedup, EmbeddingFields):
         return self._embedder
 
     def features(self, batch: list[Record], texts: list[str]) -> dict[str, np.ndarray]:
-        return {"emb": self.embedder.encode(texts).astype(np.float16)}
+        return {"emb": self.embedder.encode(texts).astype(np.float16),
+                "nums": np.fromiter((numbers_key(prompt_text(r)) for r in batch), dtype=np.uint64, count=len(batch))}
+
+    @property
+    def search_threshold(self) -> float:
+        """The cosine down to which neighbours are looked at (accept() decides)."""
+        return self.threshold if self.numbers_cosine is None else min(self.threshold, self.numbers_cosine)
 
     def find_pairs(self, parts: Parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from assay.dedup.knn import similar_pairs
 
         vectors = parts.column("emb").astype(np.float32)
         threads = os.cpu_count()  # the merge runs alone in the runner's process
-        return similar_pairs(vectors, self.threshold, self.neighbors, kind=self.faiss_index, flat_max=self.flat_max,
-                             hnsw_m=self.hnsw_m, ef_search=self.ef_search, nprobe=self.nprobe, threads=threads)
+        a, b, sim = similar_pairs(vectors, self.search_threshold, self.neighbors, kind=self.faiss_index,
+                                  flat_max=self.flat_max, hnsw_m=self.hnsw_m, ef_search=self.ef_search,
+                                  nprobe=self.nprobe, threads=threads)
+        return self.accept(parts, a, b, sim)
+
+    def accept(self, parts: Parts, a: np.ndarray, b: np.ndarray,
+               sim: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pairs at `threshold`, and those at `numbers_cosine` whose prompts write the same numbers."""
+        keep = sim >= self.threshold
+        if self.numbers_cosine is not None and len(a) and not keep.all():
+            nums = parts.column("nums") if parts.has("nums") else None
+            if nums is not None:
+                na, nb = nums[a], nums[b]
+                keep |= (sim >= self.numbers_cosine) & (na == nb) & (na != 0)
+        return a[keep], b[keep], sim[keep]
 
     def similarity(self, parts: Parts, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         va = parts.rows("emb", a).astype(np.float32)

@@ -202,7 +202,7 @@ def semantic_candidates(spill: Path, n: int, stage: Any, workers: int, *, cluste
     index_args = {"kind": stage.faiss_index, "flat_max": stage.flat_max, "hnsw_m": stage.hnsw_m,
                   "ef_search": stage.ef_search, "nprobe": stage.nprobe}
     search = ray.remote(search_partitions).options(max_retries=3)
-    results = ray.get([search.remote(str(spill), batch, stage.threshold, stage.neighbors, index_args)
+    results = ray.get([search.remote(str(spill), batch, stage.search_threshold, stage.neighbors, index_args)
                        for batch in _balanced(groups, 4 * workers)])
     a = np.concatenate([r[0] for r in results]) if results else np.empty(0, dtype=np.int64)
     b = np.concatenate([r[1] for r in results]) if results else np.empty(0, dtype=np.int64)
@@ -242,7 +242,7 @@ def distributed_semantic_merge(stage: Any, partials: Iterable[Any], workers: int
     def pairs(path: Path, parts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if parts.n < max(2, semantic_min):
             return stage.find_pairs(parts)  # small enough for the exact search in one place
-        return semantic_candidates(path, parts.n, stage, workers)
+        return stage.accept(parts, *semantic_candidates(path, parts.n, stage, workers))
 
     return _spilled_merge(stage, partials, pairs)
 
