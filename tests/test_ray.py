@@ -50,10 +50,26 @@ def counts(obj: Any) -> Any:
     return obj
 
 
+def load_independent(obj: Any) -> Any:
+    """A time limit is a time limit, but whether the CPU or the wall-clock limit struck first (the
+    reason's wording) depends on how busy the machine was: compare time limits by verdict only."""
+    if isinstance(obj, list):
+        return [load_independent(x) for x in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out = {k: load_independent(v) for k, v in obj.items()}
+    if out.get("code") == "time_limit" or out.get("verdict") == "time_limit":
+        out.pop("reason", None)
+        out.pop("error", None)
+    if isinstance(out.get("reason"), str) and out["reason"].startswith("code_verify: time limit"):
+        out["reason"] = "code_verify: time limit"
+    return out
+
+
 def snapshot(run_dir: Path) -> dict[str, Any]:
     return {
         "output": read_output(run_dir),
-        "rejected": {p.name: read_jsonl(p) for p in sorted((run_dir / "rejected").glob("*.jsonl"))},
+        "rejected": {p.name: load_independent(read_jsonl(p)) for p in sorted((run_dir / "rejected").glob("*.jsonl"))},
         "invalid": read_jsonl(run_dir / "invalid" / "invalid.jsonl"),
         "stats": counts(json.loads((run_dir / "stats.json").read_text())),
     }
