@@ -16,7 +16,6 @@ Two detectors, each naming the benchmark file, the item and the evidence:
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -26,7 +25,7 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from assay.dedup.benchmarks import Item, load_benchmarks
 from assay.dedup.semantic import EmbeddingFields, make_embedder
-from assay.dedup.text import embedding_view, words
+from assay.dedup.text import distinctive, embedding_view, numbers, words
 from assay.errors import ConfigError
 from assay.record import Record, Verdict, prompt_text
 from assay.stage import Execution, RecordCheck, StageContext, stage
@@ -51,23 +50,7 @@ class Hit:
     cosine: float | None = None
 
 
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?")
 NEIGHBOURS = 5  # benchmark items looked at per prompt for the numbers rule
-
-
-def numbers(text: str) -> frozenset[str]:
-    """The numbers written in a text (digits only: '0.50' and '0.5' alike), as a set."""
-    out = set()
-    for m in _NUMBER.findall(text):
-        if "." in m:
-            m = m.rstrip("0").rstrip(".") or "0"
-        out.add(m.lstrip("0") or "0")
-    return frozenset(out)
-
-
-def distinctive(nums: frozenset[str]) -> bool:
-    """Enough digits that two unrelated problems rarely share exactly these numbers."""
-    return sum(len(n.replace(".", "")) for n in nums) >= 3
 
 
 def _ngrams(ws: list[str], n: int) -> list[tuple[int, int]]:
@@ -266,8 +249,7 @@ class Decontaminate(RecordCheck, EmbeddingFields):
                                       "item": self._items[nearest].index, "similarity": round(cosine, 4)}
         if not hits:
             details["evidence"] = f"cosine {cosine:.3f}"
-        self._counts["contaminated"] += 1
-        self._counts[f"by_benchmark:{item.benchmark}"] += 1
+        self._count(item)
         score = 1.0 if hits else round(float(cosine or 0.0), 4)
         reason = f"matches {self._name(hit.item)}: " + "; ".join(parts)
         return Verdict(False, score, reason, code=f"contaminated: {item.benchmark}", details=details)
@@ -278,10 +260,13 @@ class Decontaminate(RecordCheck, EmbeddingFields):
         evidence = f"cosine {cosine:.3f} and the same numbers ({shown})"
         details = {"benchmark": item.benchmark, "item": item.index, "item_id": item.item_id,
                    "method": "embedding+numbers", "similarity": round(cosine, 4), "evidence": evidence}
-        self._counts["contaminated"] += 1
-        self._counts[f"by_benchmark:{item.benchmark}"] += 1
+        self._count(item)
         return Verdict(False, round(cosine, 4), f"matches {self._name(idx)}: {evidence}",
                        code=f"contaminated: {item.benchmark}", details=details)
+
+    def _count(self, item: Item) -> None:
+        self._counts["contaminated"] += 1
+        self._counts[f"by_benchmark:{item.benchmark}"] += 1
 
     def _name(self, idx: int) -> str:
         item = self._items[idx]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from assay.dedup.clusters import ClusterDedup
 from assay.dedup.spill import Parts
-from assay.dedup.text import embedding_view
+from assay.dedup.text import distinctive, embedding_view, numbers
 from assay.record import Record, prompt_text
 from assay.stage import StageContext, stage
 
@@ -42,8 +42,6 @@ def make_embedder(params: EmbeddingFields, ctx: StageContext | None, threads: in
 
 def numbers_key(text: str) -> int:
     """A hash of the numbers a prompt writes, 0 when they are too few to tell problems apart."""
-    from assay.dedup.decontaminate import distinctive, numbers
-
     nums = numbers(text)
     if not distinctive(nums):
         return 0
@@ -115,10 +113,8 @@ class SemanticDedup(ClusterDedup, EmbeddingFields):
         """Pairs at `threshold`, and those at `numbers_cosine` whose prompts write the same numbers."""
         keep = sim >= self.threshold
         if self.numbers_cosine is not None and len(a) and not keep.all():
-            nums = parts.column("nums") if parts.has("nums") else None
-            if nums is not None:
-                na, nb = nums[a], nums[b]
-                keep |= (sim >= self.numbers_cosine) & (na == nb) & (na != 0)
+            nums = parts.column("nums")
+            keep |= (sim >= self.numbers_cosine) & (nums[a] == nums[b]) & (nums[a] != 0)
         return a[keep], b[keep], sim[keep]
 
     def similarity(self, parts: Parts, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -84,10 +84,6 @@ class Parts:
                                             mode="r", shape=shape)
         return self._maps[key]
 
-    def has(self, name: str) -> bool:
-        """Whether the spills hold this column (older spills may not)."""
-        return any(name in m["columns"] for m in self.meta)
-
     def column(self, name: str) -> np.ndarray:
         """A whole column in memory (for small per-record columns: hashes, priorities)."""
         cols = [np.asarray(self._map(i, name)) for i in range(len(self.paths))]

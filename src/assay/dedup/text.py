@@ -160,3 +160,23 @@ def embedding_view(text: str) -> str:
     """The text an embedding model should compare: no diagrams or stock instructions, variables
     renamed, plain LaTeX."""
     return plain(rename_variables(strip_diagrams(strip_instructions(text))))
+
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?")
+
+
+def numbers(text: str) -> frozenset[str]:
+    """The numbers written in a text (digits only: '0.50' and '0.5' alike), as a set. A rewording of
+    a problem keeps them, which dedup-semantic and decontaminate use."""
+    out = set()
+    for m in _NUMBER.findall(text):
+        if "." in m:
+            m = m.rstrip("0").rstrip(".") or "0"
+        out.add(m.lstrip("0") or "0")
+    return frozenset(out)
+
+
+def distinctive(nums: frozenset[str]) -> bool:
+    """Enough digits that two unrelated problems rarely share exactly these numbers."""
+    return sum(len(n.replace(".", "")) for n in nums) >= 3
+

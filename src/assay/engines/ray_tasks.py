@@ -224,7 +224,5 @@ def _live_async() -> Iterator[Stage]:
     return iter(_LIVE.values())
 
 
-
-
 __all__ = ["AsyncStageWorker", "ChainWorker", "ProgressSink", "Reporter", "enter_run", "process_async_shard",
            "run_chain", "run_shard_task"]

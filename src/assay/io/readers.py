@@ -41,15 +41,16 @@ def is_gzip(path: str | os.PathLike[str]) -> bool:
         return f.read(2) == GZIP_MAGIC
 
 
-def utf16_encoding(path: str | os.PathLike[str]) -> str | None:
-    """'utf-16' when the file starts with a UTF-16 byte order mark (Windows tools write these)."""
+def stream_kind(path: str | os.PathLike[str]) -> str | None:
+    """'gzip', 'utf-16' (a UTF-16 byte order mark: Windows tools write these) or None (plain bytes)."""
     with open(path, "rb") as f:
-        return "utf-16" if f.read(2) in UTF16_BOMS else None
+        head = f.read(2)
+    return "gzip" if head == GZIP_MAGIC else "utf-16" if head in UTF16_BOMS else None
 
 
 def is_transcoded(path: str | os.PathLike[str]) -> bool:
     """Read as a stream, not by byte ranges: compressed or UTF-16 text."""
-    return is_gzip(path) or utf16_encoding(path) is not None
+    return stream_kind(path) is not None
 
 
 class CorruptStream(Exception):
@@ -71,13 +72,13 @@ def _lines(f: Any) -> Iterator[bytes]:
         yield line
 
 
-def _open_lines(path: str | os.PathLike[str]) -> Any:
-    """A binary line source: plain, gzip-decompressed, or UTF-16 text re-encoded as UTF-8."""
-    if is_gzip(path):
+def _open_lines(path: str | os.PathLike[str], kind: str | None) -> Any:
+    """A binary line source for a file of `stream_kind` kind: plain, gzip-decompressed, or UTF-16
+    text re-encoded as UTF-8."""
+    if kind == "gzip":
         return gzip.open(path, "rb")
-    encoding = utf16_encoding(path)
-    if encoding:
-        return _Utf8Lines(open(path, encoding=encoding, newline=""))
+    if kind == "utf-16":
+        return _Utf8Lines(open(path, encoding="utf-16", newline=""))
     return open(path, "rb")
 
 
@@ -120,8 +121,9 @@ def read_jsonl(path: str | os.PathLike[str], *, skip_lines: int = 0, start_offse
     is the number of lines before it (or, for gzip, the number of lines to skip by reading).
     `end_offset` (plain files) stops at that byte position, which must be a line start.
     """
-    gz = is_transcoded(path)  # no byte offsets: they would not be positions in the file
-    with _open_lines(path) as f:
+    kind = stream_kind(path)
+    gz = kind is not None  # no byte offsets: they would not be positions in the file
+    with _open_lines(path, kind) as f:
         lineno = 0
         offset = 0
         try:
@@ -156,7 +158,7 @@ def read_jsonl(path: str | os.PathLike[str], *, skip_lines: int = 0, start_offse
 
 def read_json_array(path: str | os.PathLike[str], *, skip_lines: int = 0) -> Iterator[Row]:
     try:
-        with _open_lines(path) as f:
+        with _open_lines(path, stream_kind(path)) as f:
             blob = f.read()
     except _STREAM_ERRORS as exc:
         yield Row(1, error=f"the file's data ends early or is damaged ({exc}); nothing could be read", raw="")
@@ -283,7 +285,7 @@ def read_rows(path: str | os.PathLike[str], *, skip_lines: int = 0, start_offset
 
 def _starts_with_bracket(path: str | os.PathLike[str]) -> bool:
     try:
-        with _open_lines(path) as f:
+        with _open_lines(path, stream_kind(path)) as f:
             head = f.read(64).lstrip(BOM).lstrip()
     except _STREAM_ERRORS:
         return False  # the JSONL reader reports it

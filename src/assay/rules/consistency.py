@@ -57,7 +57,7 @@ _JUDGEMENT = re.compile(
     r"^(?:indeed\s+|still\s+|also\s+|then\s+|now\s+)?(?:correct|incorrect|right|wrong|consistent|inconsistent|valid|"
     r"invalid|confirmed|verified|the\s+same|same|unchanged|clear|obvious|straightforward|likely|probably|not|that|this|"
     r"as\s+follows|given\s+by|below|above|different|reasonable|plausible|satisfied|fine|good|ok|okay|off|"
-    r"wrong|impossible|undefined|something|what|how|why|a\s+bit|in\s+)\b", re.IGNORECASE)
+    r"impossible|undefined|something|what|how|why|a\s+bit|in\s+)\b", re.IGNORECASE)
 _MATHY = re.compile(r"[\d\\^=/+*<>()\[\]{}$]")
 
 
