@@ -85,3 +85,40 @@ def quickstart_copy(dest: Path, extra: str = "") -> Path:
     cfg = dest / "quickstart.yaml"
     cfg.write_text(text + ("\n" + extra + "\n" if extra else ""))
     return cfg
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Any:
+    """A real S3 API (moto's server) on loopback; yields the environment that points boto/s3fs at it.
+    The variables are the standard AWS ones, so worker processes and `assay` subprocesses see it too."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket (s3://NAME) and a private folder for this test's node-local run mirrors."""
+    import uuid
+
+    import s3fs
+
+    name = f"assay-test-{uuid.uuid4().hex[:10]}"
+    s3fs.S3FileSystem().mkdir(name)
+    monkeypatch.setenv("ASSAY_RUN_MIRROR", str(tmp_path / "mirrors"))
+    return f"s3://{name}"

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from assay import __version__
 from assay.errors import AssayError
+from assay.runner.rundir import RunDir, is_remote, local_run
 
 # Without a terminal (logs, CI) rich assumes 80 columns, too narrow for the summary table.
 console = Console(width=None if sys.stdout.isatty() else 120)
@@ -60,7 +61,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("pipeline", type=click.Path(dir_okay=False))
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="run directory")
+@click.option("--out", "out", required=True, help="run directory: a path, or a URL (s3://, gs://, az://)")
 @click.option("--fresh", is_flag=True, help="start over instead of resuming")
 @click.option("--workers", type=int, default=None, help="worker processes (default: config, else all cores)")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default=None, help="execution engine")
@@ -86,19 +87,30 @@ def run(pipeline: str, out: str, fresh: bool, workers: int | None, engine: str |
     runner = runner_cls(cfg, out, hub=hub, engine=eng, workers=workers)
     result = runner.run(fresh=fresh, config_text=Path(pipeline).read_text(encoding="utf-8"))
     report = result.run_dir / "report.html"
+    rd = RunDir(result.location or result.run_dir)
     if no_report:
         report.unlink(missing_ok=True)  # never leave a report of an earlier state
+        if rd.remote is not None:
+            rd.remote.rm(report)
     else:
         from assay.report.build import build_report
 
         build_report(result.run_dir)
+        rd.push(report)
     if json_logs:
         import json
 
-        sys.stderr.write(json.dumps({"event": "run done", "out": str(result.run_dir),
+        sys.stderr.write(json.dumps({"event": "run done", "out": rd.location,
                                      "output": result.stats["output"]}) + "\n")
     elif not quiet:
-        print_summary(result.stats, result.run_dir)
+        print_summary(result.stats, result.run_dir, rd.location)
+
+
+class _Url(str):
+    """A URL that joins like a path in messages (`url / "output"`)."""
+
+    def __truediv__(self, name: str) -> _Url:
+        return _Url(f"{self.rstrip('/')}/{name}")
 
 
 def _engine(name: str, address: str | None, workers: int | None, hub: Any) -> Any:
@@ -111,7 +123,12 @@ def _engine(name: str, address: str | None, workers: int | None, hub: Any) -> An
     return None
 
 
-def print_summary(stats: dict[str, Any], run_dir: Path) -> None:
+def print_summary(stats: dict[str, Any], local: Path, location: str | None = None) -> None:
+    """The funnel table and where the results are (`location`: the run directory as named, a URL
+    for a run on an object store; `local`: this machine's folder)."""
+    run_dir: Any = Path(location) if location and not is_remote(location) else local
+    if location and is_remote(location):
+        run_dir = _Url(location)
     table = Table(title=f"assay run: {stats['pipeline']}", title_justify="left")
     for col in ("stage", "in", "out", "rejected", "resp in", "resp out", "top reason", "time"):
         table.add_column(col, justify="left" if col in ("stage", "top reason") else "right",
@@ -132,8 +149,9 @@ def print_summary(stats: dict[str, Any], run_dir: Path) -> None:
     console.print(f"rejected -> {run_dir / 'rejected'}    stats -> {run_dir / 'stats.json'}")
     if inp["invalid"]:
         console.print(f"[yellow]{inp['invalid']:,} unreadable input rows[/] -> {run_dir / 'invalid' / 'invalid.jsonl'}")
-    if (run_dir / "report.html").exists():
-        console.print(f"report -> {run_dir / 'report.html'}")
+    if (local / "report.html").exists():
+        console.print(f"report -> {run_dir / 'report.html'}"
+                      + (f"  (this machine's copy: {local / 'report.html'})" if isinstance(run_dir, _Url) else ""))
     console.print(f"wall {stats['wall_seconds']:.1f}s, {stats['records_per_s'] or 0:,.0f} rows/s")
 
 
@@ -358,7 +376,7 @@ def validate(file: str, source: str, source_opts: tuple[str, ...], split: str | 
 
 
 @main.command()
-@click.argument("target", type=click.Path(exists=True))
+@click.argument("target")
 @click.option("-n", "limit", type=int, default=3, help="records to show")
 @click.option("--id", "rid", default=None, help="show only the record with this id")
 @click.option("--rejected", is_flag=True, help="for a run directory: show rejected items")
@@ -368,8 +386,14 @@ def show(target: str, limit: int, rid: str | None, rejected: bool, stage: str | 
     """Pretty-print records (and their checks) of a file or of a run directory's output."""
     from assay.show import iter_target, render
 
+    if is_remote(target):
+        path = local_run(target)
+    elif not Path(target).exists():
+        raise AssayError(f"'{target}' does not exist")
+    else:
+        path = Path(target)
     shown = 0
-    for item in iter_target(Path(target), rejected=rejected, stage=stage):
+    for item in iter_target(path, rejected=rejected, stage=stage):
         rec = item.get("record") or item
         if rid is not None and rec.get("id") != rid and item.get("id") != rid:
             continue

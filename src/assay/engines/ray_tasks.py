@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from assay.io.readers import iter_records
 from assay.runner.shard import (
     ChainTask,
     StageJob,
@@ -191,7 +190,7 @@ class AsyncStageWorker:
         out = StageShard(stage, job, task.shard)
         report = Reporter(self.sink)
         try:
-            await process_async_shard(stage, out, iter_records(task.source), task.shard, report)
+            await process_async_shard(stage, out, task.records(), task.shard, report)
         except BaseException:
             out.abort()
             raise

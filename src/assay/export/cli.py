@@ -128,7 +128,7 @@ def export_run(run_dir: str | Path, out: str | Path, fmt: Format = "messages", r
 
 
 @click.command()
-@click.argument("run_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", metavar="DIR")
 @click.option("--format", "fmt", type=click.Choice(list(FORMAT_COLUMNS)), default="messages", show_default=True,
               help="row shape: OpenAI messages, ShareGPT conversations, or Alpaca instruction/output")
 @click.option("--to", "out", required=True, type=click.Path(),
@@ -149,7 +149,12 @@ def export(run_dir: str, fmt: Format, out: str, reasoning: Placement, think_temp
     @friendly
     def go() -> None:
         tpl = think_template.replace("\\n", "\n").replace("\\t", "\t")  # escapes typed in a shell
-        result = export_run(run_dir, Path(out), fmt, reasoning, tpl, system, only_passing)
+        from assay.runner.rundir import local_run
+
+        local = local_run(run_dir)  # a run on an object store is read from this machine's copy
+        if not local.is_dir():
+            raise AssayError(f"run directory '{run_dir}' does not exist")
+        result = export_run(local, Path(out), fmt, reasoning, tpl, system, only_passing)
         Console().print(f"exported {result.rows:,} rows from {result.records:,} records -> {result.out}\n"
                         f"dataset card -> {result.card}")
 

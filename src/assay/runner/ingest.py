@@ -12,6 +12,7 @@ records its span, so a resumed run skips what is already sharded.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -33,13 +34,24 @@ LABEL = "read"
 SCAN_BLOCK = 1 << 22
 
 
-def ingest_fingerprint(inputs: list[InputSpec], shard_size: int) -> str:
-    files = []
-    for spec in inputs:
+def ingest_fingerprint(inputs: list[InputSpec], shard_size: int, origins: dict[int, str] | None = None) -> str:
+    """What the read stage's output depends on. An input copied from a URL (`origins`: input index
+    -> URL) counts by the URL and the identity of what was copied (sizes, ETags), not by the local
+    copy, so a run resumed on another machine keeps its shards."""
+    files: list[Any] = []
+    specs = []
+    for k, spec in enumerate(inputs):
+        url = (origins or {}).get(k)
+        if url is not None:
+            sidecar = Path(spec.path).with_name(Path(spec.path).name + ".source.json")
+            files.append([url, json.loads(sidecar.read_text())])
+            specs.append({**spec.model_dump(), "path": url})
+            continue
+        specs.append(spec.model_dump())
         for f in dataset_files(spec.path, spec.split):
             st = f.stat()
             files.append([str(f), st.st_size, st.st_mtime_ns])
-    return fingerprint("read", 2, [i.model_dump() for i in inputs], shard_size, files)
+    return fingerprint("read", 2, specs, shard_size, files)
 
 
 @dataclass
@@ -65,6 +77,18 @@ class IngestTask:
     source: str
     options: dict[str, Any]
     dir: StageDir
+    origin: str | None = None  # the URL `path` is a local copy of (fetched on a node that lacks it)
+
+
+def _local_input(task: IngestTask) -> Path:
+    if task.origin is not None and not task.path.exists():
+        from assay.engines.storage import local_copy
+
+        staged = task.path
+        while staged.parent.name != "inputs" and staged.parent != staged:  # the copy of a folder
+            staged = staged.parent
+        local_copy(task.origin, staged.parent)
+    return task.path
 
 
 def estimate_rows(inputs: list[InputSpec]) -> int | None:
@@ -157,6 +181,7 @@ def write_shard(sd: StageDir, shard: int, rows: Iterable[Row], source: Source, p
     """Convert, validate and write rows into shard `shard` with its marker; (rows taken, last row)."""
     started = time.perf_counter()
     stats = StageStats()
+    sd.begin(shard)
     fname = str(path)
     last: Row | None = None
     n = reported = 0
@@ -193,7 +218,7 @@ def write_shard(sd: StageDir, shard: int, rows: Iterable[Row], source: Source, p
 def ingest_span(task: IngestTask, progress: Callable[[str, int], None] = lambda label, n: None) -> int:
     """Worker side of the fast path: parse one byte range of a JSONL file into a shard."""
     span = task.span
-    rows = read_jsonl(task.path, skip_lines=span.start_line, start_offset=span.start_offset,
+    rows = read_jsonl(_local_input(task), skip_lines=span.start_line, start_offset=span.start_offset,
                       end_offset=span.end_offset)
     write_shard(task.dir, task.shard, rows, build_source(task.source, task.options), task.path, span, None,
                 lambda n: progress(LABEL, n))
@@ -202,8 +227,10 @@ def ingest_span(task: IngestTask, progress: Callable[[str, int], None] = lambda 
 
 class Ingest:
     def __init__(self, inputs: list[InputSpec], shard_size: int, sd: StageDir | None, hub: Hub,
-                 submit: Callable[[Callable[..., int], Any], Future[int]] | None = None, in_flight: int = 4):
+                 submit: Callable[[Callable[..., int], Any], Future[int]] | None = None, in_flight: int = 4,
+                 origins: dict[int, str] | None = None):
         self.inputs, self.shard_size, self.sd, self.hub = inputs, shard_size, sd, hub
+        self.origins = origins or {}
         self.sources = [build_source(spec.source, spec.options) for spec in inputs]
         self.files = [dataset_files(spec.path, spec.split) for spec in inputs]
         self.submit = submit
@@ -245,7 +272,7 @@ class Ingest:
                             yield k
                         else:
                             pending.append(self.submit(ingest_span, IngestTask(
-                                k, span, path, spec.source, spec.options, sd)))
+                                k, span, path, spec.source, spec.options, sd, self.origins.get(i))))
                             yield from self._finished(pending, block=len(pending) >= self.in_flight)
                         lines = end_line
                         k += 1
@@ -268,7 +295,7 @@ class Ingest:
                     n, last = write_shard(sd, k, _take(rows, self.shard_size), self.sources[i], path, span, left,
                                           lambda n: self.hub.advance(LABEL, n))
                     if n == 0:
-                        sd.marker(k).unlink()  # nothing was left in this file
+                        sd.drop_marker(k)  # nothing was left in this file
                         break
                     taken += n
                     assert last is not None

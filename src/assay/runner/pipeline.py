@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -21,13 +22,11 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-import orjson
 import yaml
 
 from assay.config import PipelineConfig
 from assay.errors import AssayError
 from assay.io.readers import iter_records
-from assay.io.writers import atomic_write_bytes
 from assay.runner.decision import StageStats, merge_metrics
 from assay.runner.engine import Engine, LocalEngine
 from assay.runner.ingest import LABEL as READ_LABEL
@@ -41,6 +40,7 @@ from assay.runner.shard import (
     StageShard,
     chunks,
     live_stage,
+    partial_path,
     process_async_shard,
     run_chain,
     run_index,
@@ -66,9 +66,10 @@ class Planned:
 
 @dataclass
 class RunResult:
-    run_dir: Path
+    run_dir: Path  # the local folder (on an object store: this machine's copy)
     stats: dict[str, Any]
     invalidated: list[str]
+    location: str = ""  # the run directory as the user named it (a path or a URL)
 
 
 def stage_seed(seed: int, label: str) -> int:
@@ -86,10 +87,11 @@ class Runner:
         self.workers = workers or cfg.workers or os.cpu_count() or 1
         self._engine = engine
         self.cache_dir = cfg.resolved_cache_dir()
+        self.origins: dict[int, str] = {}  # input index -> the URL it was copied from
 
     # ---- planning -------------------------------------------------------------------------
     def plan(self) -> tuple[StageDir, list[Planned]]:
-        fp = ingest_fingerprint(self.cfg.inputs, self.cfg.shard_size)
+        fp = ingest_fingerprint(self.cfg.inputs, self.cfg.shard_size, self.origins)
         read_dir = self.rd.stage_dir(0, READ_LABEL, fp)
         planned = []
         for i, (spec, st) in enumerate(zip(self.cfg.stages, self.cfg.build_stages(), strict=True), 1):
@@ -122,10 +124,12 @@ class Runner:
             self.rd.close()
 
     def _run(self, started: float) -> RunResult:
-        from assay.engines.storage import stage_inputs
+        from assay.engines.storage import plain_path, stage_inputs
 
         # inputs given as URLs (s3://, gs://, https://, memory://) are copied once into RUN/inputs/
         staged = stage_inputs(self.cfg.inputs, self.rd.path / "inputs")
+        self.origins = {k: a.path for k, (a, b) in enumerate(zip(self.cfg.inputs, staged, strict=True))
+                        if a.path != b.path and plain_path(a.path) is None}
         if staged != self.cfg.inputs:
             self.cfg = self.cfg.model_copy(update={"inputs": staged})
         read_dir, planned = self.plan()
@@ -141,7 +145,7 @@ class Runner:
         try:
             with self.hub:
                 ingest = Ingest(self.cfg.inputs, self.cfg.shard_size, read_dir, self.hub, engine.submit,
-                                in_flight=2 * engine.workers)
+                                in_flight=2 * engine.workers, origins=self.origins)
                 shards: Iterator[int] = ingest.shards()
                 shards = self._track(shards, READ_LABEL, read_dir)
                 prev = read_dir
@@ -162,16 +166,19 @@ class Runner:
             teardown_all()
         stats = self.collect_stats(read_dir, planned, done, time.perf_counter() - started)
         last = planned[-1].dir if planned else read_dir
+        tokens = {str(sd.path): {i: m.get("token") for i, m in self._markers(sd, done).items()}
+                  for sd in [read_dir] + [p.dir for p in planned]}
         self.rd.publish(last, done, [(p.dir.path.name, p.dir) for p in planned], read_dir, stats,
-                        self.cfg.output.format)
+                        self.cfg.output.format, tokens)
         if self.cfg.export is not None:
             from assay.export.cli import export_run
 
             e = self.cfg.export
             result = export_run(self.rd.path, self.rd.path / e.to, e.format, e.reasoning, system=e.system,
                                 only_passing=e.only_passing)
+            self.rd.push(*[f for f in (result.out, result.card) if f.exists()])
             self.hub.log("exported", to=str(result.out), rows=result.rows)
-        return RunResult(self.rd.path, stats, invalidated)
+        return RunResult(self.rd.path, stats, invalidated, self.rd.location)
 
     def _track(self, shards: Iterator[int], label: str, sd: StageDir,
                group: list[Planned] | None = None) -> Iterator[int]:
@@ -214,7 +221,7 @@ class Runner:
                 yield i
                 continue
             self._ensure_started(group, started)
-            source = group[first - 1].dir.shard(i) if first else prev.shard(i)
+            source = group[first - 1].dir if first else prev
             task = ChainTask(i, source, token, [p.job for p in group[first:]], state_path)
             pending.add(engine.submit(run_chain, task))
             yield from drain(block=len(pending) >= limit)
@@ -238,11 +245,12 @@ class Runner:
         # barrier: the index needs every record. Sorted: shards arrive in completion order, and the
         # "indexed" flag compares this token list with the last run's (else a rerun re-indexes)
         shards = sorted(upstream)
-        state_path = p.dir.path / "state.pkl"
-        tokens = [prev.token(i) for i in shards]
-        flag = p.dir.flag("indexed")
-        indexed = flag.exists() and orjson.loads(flag.read_bytes()).get("upstream") == tokens
-        if not indexed:
+        markers = prev.read_markers(shards)
+        tokens = [markers[i].get("token") for i in shards]
+        flag = p.dir.read_flag("indexed") or {}
+        indexed = flag.get("upstream") == tokens and bool(flag.get("state"))
+        state_path = p.dir.path / str(flag.get("state")) if indexed else None
+        if state_path is None:
             self._ensure_started([p], started)
             stage = live_stage(p.job)
             assert isinstance(stage, GlobalStage)
@@ -251,19 +259,25 @@ class Runner:
             if stage.parallel_index():
                 state = self._merge(p, stage, self._parallel_index(p, shards, tokens, prev, engine))
             else:
-                records = chain.from_iterable(stage.positioned(i, iter_records(prev.shard(i))) for i in shards)
+                records = chain.from_iterable(stage.positioned(i, iter_records(prev.fetch(i, t)))
+                                              for i, t in zip(shards, tokens, strict=True))
                 with stage_errors(stage, -1, []):
                     state = stage.index(self._counted(records, p.label))
+            # a new state means new decisions for every shard
+            for i in shards:
+                p.dir.drop_marker(i)
+            # named anew each time: a worker that holds an older state never mistakes it for this one
+            state_path = p.dir.path / f"state-{uuid.uuid4().hex[:12]}.pkl"
+            for old in p.dir.path.glob("state*.pkl"):
+                old.unlink(missing_ok=True)
             with open(f"{state_path}.tmp", "wb") as f:
                 pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
             Path(f"{state_path}.tmp").replace(state_path)
+            p.dir.publish_file(state_path)
             # counters of the index pass (clusters, embeddings) join the stage's stats
-            atomic_write_bytes(flag, orjson.dumps({"upstream": tokens, "seconds": time.perf_counter() - t0,
-                                                   "metrics": stage.stats()}))
-            # a new state means new decisions for every shard
-            for i in shards:
-                p.dir.marker(i).unlink(missing_ok=True)
-        self.hub.set_total(p.label, sum(prev.read_marker(i)["stats"]["records_out"] for i in shards))
+            p.dir.write_flag("indexed", {"upstream": tokens, "state": state_path.name,
+                                         "seconds": time.perf_counter() - t0, "metrics": stage.stats()})
+        self.hub.set_total(p.label, sum(markers[i]["stats"]["records_out"] for i in shards))
         self.hub.reset(p.label)
         yield from self._pool_segment([p], iter(shards), prev, engine, started, state_path)
 
@@ -283,17 +297,14 @@ class Runner:
 
     def _parallel_index(self, p: Planned, shards: list[int], tokens: list[str | None], prev: StageDir,
                         engine: Engine) -> Iterator[Any]:
-        part_dir = p.dir.path / "partials"
         futures = []
         for i, token in zip(shards, tokens, strict=True):
-            marker = part_dir / f"{i:05d}.upstream"
-            if marker.exists() and marker.read_text() == (token or "") and (part_dir / f"{i:05d}.pkl").exists():
-                continue
-            futures.append(engine.submit(run_index, IndexTask(i, prev.shard(i), token, p.job)))
+            if not p.dir.has_file(partial_path(p.dir, i, token)):
+                futures.append(engine.submit(run_index, IndexTask(i, prev, token, p.job)))
         for fut in futures:
             fut.result()
-        for i in shards:  # merged in shard order: deterministic
-            with open(part_dir / f"{i:05d}.pkl", "rb") as f:
+        for i, token in zip(shards, tokens, strict=True):  # merged in shard order: deterministic
+            with open(p.dir.local_file(partial_path(p.dir, i, token)), "rb") as f:
                 yield pickle.load(f)
 
     def _local_segment(self, p: Planned, upstream: Iterator[int], prev: StageDir, started: list[Stage],
@@ -309,7 +320,7 @@ class Runner:
                 stage = live_stage(p.job)
                 out = StageShard(stage, p.job, i)
                 try:
-                    records = iter_records(prev.shard(i))
+                    records = iter_records(prev.fetch(i, token))
                     if loop is not None:
                         loop.run_until_complete(process_async_shard(stage, out, records, i, self.hub.advance))
                     else:
@@ -327,24 +338,31 @@ class Runner:
                 loop.close()
 
     # ---- stats ----------------------------------------------------------------------------
+    def _markers(self, sd: StageDir, shards: list[int]) -> dict[int, dict[str, Any]]:
+        """The final markers of a stage (read once: on an object store each is a request)."""
+        memo = self.__dict__.setdefault("_final_markers", {})
+        key = (str(sd.path), tuple(shards))
+        if key not in memo:
+            memo[key] = sd.read_markers(shards)
+        return memo[key]
+
     def collect_stats(self, read_dir: StageDir, planned: list[Planned], shards: list[int],
                       wall: float) -> dict[str, Any]:
         def total(sd: StageDir) -> StageStats:
             acc = StageStats()
-            for i in shards:
-                acc.add(StageStats.from_dict(sd.read_marker(i)["stats"]))
+            for m in self._markers(sd, shards).values():
+                acc.add(StageStats.from_dict(m["stats"]))
             return acc
 
         def incomplete(sd: StageDir) -> int:
-            return sum(sd.read_marker(i).get("incomplete", 0) for i in shards)
+            return sum(m.get("incomplete", 0) for m in self._markers(sd, shards).values())
 
         read = total(read_dir)
         stages = []
         for p in planned:
             st = total(p.dir)
-            indexed = p.dir.flag("indexed")
-            if indexed.exists():  # a global stage's index pass counts in its time and metrics
-                index_pass = orjson.loads(indexed.read_bytes())
+            index_pass = p.dir.read_flag("indexed")
+            if index_pass is not None:  # a global stage's index pass counts in its time and metrics
                 st.seconds += index_pass.get("seconds", 0.0)
                 merge_metrics(st.metrics, index_pass.get("metrics") or {})
             d = {"stage": p.label, "type": p.job.name, **st.to_dict()}

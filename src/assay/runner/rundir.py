@@ -10,6 +10,8 @@
 
 A shard's outputs are renamed into place before its done marker is written, so after a kill a
 shard is either done (marker present, outputs complete) or redone from its input.
+
+The run directory may be an object-store URL (s3://, gs://, ...): see assay.runner.remote.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import orjson
 
 from assay.errors import AssayError
 from assay.io.writers import atomic_write_bytes, atomic_write_json
+from assay.runner.remote import LEASE, Lease, RemoteRun
 
 MARK = ".assay-run"
 LOCK = ".lock"
@@ -47,6 +50,7 @@ def shard_name(i: int) -> str:
 class StageDir:
     path: Path
     fp: str
+    remote: RemoteRun | None = None  # set when the run directory is on an object store
 
     @property
     def shards(self) -> Path:
@@ -64,8 +68,24 @@ class StageDir:
     def marker(self, i: int) -> Path:
         return self.path / "done" / f"{shard_name(i)}.json"
 
+    def parts(self, i: int) -> tuple[Path, Path, Path]:
+        """The files a shard's marker stands for (those a stage writes)."""
+        return self.shard(i), self.rejected(i), self.invalid(i)
+
     def read_marker(self, i: int) -> dict[str, Any]:
+        if self.remote is not None:
+            return orjson.loads(self.remote.cat(self.marker(i)))
         return orjson.loads(self.marker(i).read_bytes())
+
+    def read_markers(self, shards: list[int]) -> dict[int, dict[str, Any]]:
+        """The markers of several shards at once (one batch of requests on an object store)."""
+        if self.remote is None:
+            return {i: self.read_marker(i) for i in shards}
+        got = self.remote.cat_many([self.marker(i) for i in shards])
+        missing = [i for i in shards if got[self.marker(i)] is None]
+        if missing:
+            raise FileNotFoundError(f"{self.remote.key(self.marker(missing[0]))}")
+        return {i: orjson.loads(got[self.marker(i)]) for i in shards}  # type: ignore[arg-type]
 
     def token(self, i: int) -> str | None:
         """The identity of shard i's current output (None when not written)."""
@@ -82,36 +102,110 @@ class StageDir:
             return False
         return m.get("upstream") == upstream and not m.get("incomplete")
 
+    def begin(self, i: int) -> None:
+        """Shard i is about to be (re)written here: its local marker no longer describes the local files."""
+        self.marker(i).unlink(missing_ok=True)
+
     def write_marker(self, i: int, data: dict[str, Any], upstream: str | None) -> str:
         token = uuid.uuid4().hex
-        atomic_write_bytes(self.marker(i), orjson.dumps({**data, "token": token, "upstream": upstream}))
+        blob = orjson.dumps({**data, "token": token, "upstream": upstream})
+        if self.remote is not None:  # the files first, the marker last: the marker commits them
+            for part in self.parts(i):
+                if part.exists():
+                    self.remote.put(part)
+            self.remote.pipe(self.marker(i), blob)
+        atomic_write_bytes(self.marker(i), blob)
         return token
 
-    def done_shards(self) -> list[int]:
-        d = self.path / "done"
-        if not d.exists():
-            return []
-        return sorted(int(p.stem) for p in d.glob("*.json") if p.stem.isdigit())
+    def drop_marker(self, i: int) -> None:
+        self.marker(i).unlink(missing_ok=True)
+        if self.remote is not None:
+            self.remote.rm(self.marker(i))
+
+    def local_token(self, i: int) -> str | None:
+        try:
+            return orjson.loads(self.marker(i).read_bytes()).get("token")
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            return None
+
+    def fetch(self, i: int, token: str | None = None) -> Path:
+        """Shard i's output file on this machine: on an object store, the shard's files are
+        downloaded when this machine's copy is not the one the store's marker names."""
+        if self.remote is None:
+            return self.shard(i)
+        local = self.local_token(i)
+        if local is not None and local == token:
+            return self.shard(i)
+        blob = self.remote.cat(self.marker(i))
+        if local is not None and orjson.loads(blob).get("token") == local:
+            return self.shard(i)
+        self.begin(i)
+        for part in self.parts(i):
+            if not self.remote.get(part):
+                part.unlink(missing_ok=True)
+        atomic_write_bytes(self.marker(i), blob)
+        return self.shard(i)
 
     def prepare(self) -> None:
         for sub in ("shards", "rejected", "done", "invalid"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
 
-    # whole-stage markers (global stage state, end of input)
+    # whole-stage state (a global stage's index flag and state, partial indexes)
     def flag(self, name: str) -> Path:
         return self.path / f"{name}.json"
+
+    def read_flag(self, name: str) -> dict[str, Any] | None:
+        try:
+            blob = self.remote.cat(self.flag(name)) if self.remote is not None else self.flag(name).read_bytes()
+            return orjson.loads(blob)
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            return None
+
+    def write_flag(self, name: str, data: dict[str, Any]) -> None:
+        blob = orjson.dumps(data)
+        atomic_write_bytes(self.flag(name), blob)
+        if self.remote is not None:
+            self.remote.pipe(self.flag(name), blob)
+
+    def publish_file(self, path: Path) -> None:
+        """A file written under this stage's folder: uploaded when the run is on an object store.
+        Such files are written once under a name that says what they hold (never rewritten)."""
+        if self.remote is not None:
+            self.remote.put(path)
+
+    def has_file(self, path: Path) -> bool:
+        return self.remote.exists(path) if self.remote is not None else path.exists()
+
+    def local_file(self, path: Path) -> Path:
+        """`path` on this machine (downloaded from the store when missing here)."""
+        if self.remote is not None and not path.exists() and not self.remote.get(path):
+            raise FileNotFoundError(self.remote.key(path))
+        return path
 
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+def is_remote(location: str | os.PathLike[str]) -> bool:
+    """True for a run directory on an object store (a URL other than file://)."""
+    text = str(location)
+    return bool(_URL.match(text)) and not text.lower().startswith(("file://", "local://"))
+
+
 class RunDir:
-    def __init__(self, path: str | os.PathLike[str]):
-        if _URL.match(str(path)):
-            # Markers rely on atomic renames, which object stores do not have.
-            raise AssayError(f"the run directory must be a local or mounted path (NFS, a mounted bucket), "
-                             f"not a URL: {path}; inputs and cache_dir may be URLs")
-        self.path = Path(path)
+    """A run directory: a local (or mounted) folder, or an object-store URL with a node-local
+    mirror (assay.runner.remote). `path` is always the local folder; `location` what the user named."""
+
+    def __init__(self, location: str | os.PathLike[str]):
+        text = str(location)
+        self.location = text
+        self.remote: RemoteRun | None = None
+        if is_remote(text):
+            self.remote = RemoteRun(text)
+            self.path = self.remote.local
+        else:
+            self.path = Path(text[7:] if text.lower().startswith("file://") else text)
+        self._lease: Lease | None = None
 
     @property
     def stages_root(self) -> Path:
@@ -119,62 +213,126 @@ class RunDir:
 
     def open(self, *, fresh: bool, config_text: str) -> None:
         p = self.path
-        if p.exists() and any(p.iterdir()) and not (p / MARK).exists():
+        if self.remote is None and p.exists() and any(p.iterdir()) and not (p / MARK).exists():
             raise AssayError(f"'{p}' exists and is not an assay run directory; choose another --out "
                              "or empty it (assay never deletes folders it did not create)")
+        if self.remote is not None:
+            names = set(self.remote.names(p)) - {LEASE}
+            if names and MARK not in names:
+                raise AssayError(f"'{self.location}' holds files and is not an assay run directory; choose "
+                                 "another --out or empty it (assay never deletes what it did not create)")
         p.mkdir(parents=True, exist_ok=True)
         self._lock()
-        if fresh and (p / MARK).exists():
-            for child in p.iterdir():
-                if child.name != LOCK:
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        if fresh:
+            if (p / MARK).exists() or self.remote is not None:
+                for child in p.iterdir():
+                    if child.name != LOCK:
+                        shutil.rmtree(child) if child.is_dir() else child.unlink()
+            if self.remote is not None:
+                for name in set(self.remote.names(p)) - {LEASE}:
+                    self.remote.rm(p / name, recursive=True)
         (p / MARK).write_text(FORMAT_VERSION + "\n")
         atomic_write_bytes(p / "config.yaml", config_text.encode())
+        self.push(p / MARK, p / "config.yaml")
         self.stages_root.mkdir(exist_ok=True)
 
     def _lock(self) -> None:
-        """One run per directory at a time; the OS drops the lock when the process dies."""
+        """One run per directory at a time; the OS drops the lock when the process dies. On an
+        object store, a lease object does the same across machines."""
         import fcntl
 
         self._lock_file = open(self.path / LOCK, "a+")  # held for the whole run
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise AssayError(f"another assay run is using '{self.path}'; wait for it or choose another --out") from None
+            raise AssayError(f"another assay run is using '{self.location}'; wait for it or choose another "
+                             "--out") from None
+        if self.remote is not None:
+            self._lease = Lease(self.remote)
+            try:
+                self._lease.acquire()
+            except BaseException:
+                self._lease = None
+                self.close()
+                raise
 
     def close(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
         lock = getattr(self, "_lock_file", None)
         if lock is not None:
             lock.close()
             self._lock_file = None
 
     def stage_dir(self, index: int, label: str, fp: str) -> StageDir:
-        return StageDir(self.stages_root / f"{index:02d}-{label}", fp)
+        return StageDir(self.stages_root / f"{index:02d}-{label}", fp, self.remote)
+
+    def push(self, *paths: Path) -> None:
+        """Files or folders written under the run directory here: uploaded when it is on an object store."""
+        if self.remote is None:
+            return
+        for path in paths:
+            self.remote.put_tree(path) if path.is_dir() else self.remote.put(path)
+
+    def pull(self) -> None:
+        """The store's copy of the run, downloaded into the local folder (reports, export, show)."""
+        if self.remote is not None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            if MARK not in self.remote.names(self.path):
+                raise AssayError(f"'{self.location}' is not an assay run directory (no {MARK})")
+            self.remote.pull(self.path)
 
     def reconcile(self, wanted: list[StageDir]) -> list[str]:
         """Delete stage folders whose fingerprint no longer matches (changed parameters upstream or
         here) and folders of stages no longer in the pipeline. Returns the labels invalidated."""
         keep = {sd.path.name: sd for sd in wanted}
         removed = []
+        in_store: set[str] = set()  # stage folders the store holds with the wanted fingerprint
+        if self.remote is not None:
+            for name in self.remote.names(self.stages_root):
+                sd = keep.get(name)
+                try:
+                    fp = self.remote.cat(self.stages_root / name / "fingerprint").decode().strip()
+                except FileNotFoundError:
+                    fp = None
+                if sd is not None and fp == sd.fp:
+                    in_store.add(name)
+                else:
+                    self.remote.rm(self.stages_root / name, recursive=True)
+                    removed.append(name)
         for child in sorted(self.stages_root.iterdir()) if self.stages_root.exists() else []:
             sd = keep.get(child.name)
             fp_file = child / "fingerprint"
             if sd is None or not fp_file.exists() or fp_file.read_text().strip() != sd.fp:
                 shutil.rmtree(child)
-                removed.append(child.name)
+                if self.remote is None:
+                    removed.append(child.name)
         for stale in self.path.rglob("*.tmp*"):  # temporaries of a killed run
             if stale.is_file():
                 stale.unlink()
         for sd in wanted:
             sd.prepare()
-            if not (sd.path / "fingerprint").exists():
-                atomic_write_bytes(sd.path / "fingerprint", sd.fp.encode())
+            fp_file = sd.path / "fingerprint"
+            if not fp_file.exists():
+                atomic_write_bytes(fp_file, sd.fp.encode())
+            if self.remote is not None and sd.path.name not in in_store:
+                self.push(fp_file)
         return removed
 
     # ---- final outputs --------------------------------------------------------------------
     def publish(self, last: StageDir, shards: list[int], rejected_from: list[tuple[str, StageDir]],
-                read: StageDir, stats: dict[str, Any], output_format: str = "jsonl") -> None:
-        """(Re)build output/, rejected/, invalid/ and stats.json from the stage folders; idempotent."""
+                read: StageDir, stats: dict[str, Any], output_format: str = "jsonl",
+                tokens: dict[str, dict[int, str | None]] | None = None) -> None:
+        """(Re)build output/, rejected/, invalid/ and stats.json from the stage folders; idempotent.
+        On an object store, shards written elsewhere are downloaded first and the results uploaded;
+        stats.json goes last (its presence says the outputs are whole)."""
+        if self.remote is not None:
+            self.remote.rm(self.path / "stats.json")
+            for sd in {id(s): s for s in [last, read] + [s for _, s in rejected_from]}.values():
+                known = (tokens or {}).get(str(sd.path), {})
+                for i in shards:
+                    sd.fetch(i, known.get(i))
         out = self.path / "output"
         tmp = self.path / ".output.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -209,6 +367,15 @@ class RunDir:
         inv.mkdir(exist_ok=True)
         _concat([read.invalid(i) for i in shards], inv / "invalid.jsonl")
         atomic_write_json(self.path / "stats.json", stats)
+        self.push(out, self.path / "rejected", inv, self.path / "stats.json")
+
+
+def local_run(location: str | os.PathLike[str]) -> Path:
+    """A run directory to read on this machine: a path as given, or, for a run on an object store,
+    its local copy brought up to date with the store (only what changed is downloaded)."""
+    rd = RunDir(location)
+    rd.pull()
+    return rd.path
 
 
 def _concat(parts: list[Path], dst: Path) -> None:

@@ -49,10 +49,13 @@ class StageJob:
 @dataclass
 class ChainTask:
     shard: int
-    source: Path  # the input shard file (the previous stage's output)
+    source: StageDir  # the stage whose output shard is the input (the previous stage)
     upstream: str | None  # the token of that input's marker
     jobs: list[StageJob]
     state_path: Path | None = None  # for the decide pass of a global stage
+
+    def records(self) -> Iterator[Record]:
+        return iter_records(self.source.fetch(self.shard, self.upstream))
 
 
 @dataclass
@@ -60,9 +63,17 @@ class IndexTask:
     """Parallel indexing of one shard for a global stage: index_shard(records) -> partial."""
 
     shard: int
-    source: Path
+    source: StageDir
     upstream: str | None
     job: StageJob
+
+    def records(self) -> Iterator[Record]:
+        return iter_records(self.source.fetch(self.shard, self.upstream))
+
+
+def partial_path(sd: StageDir, shard: int, upstream: str | None) -> Path:
+    """Where a shard's partial index lives; named by its input, so a name that exists is current."""
+    return sd.path / "partials" / f"{shard:05d}-{upstream or 'none'}.pkl"
 
 
 # Stages set up in this process, by fingerprint: model loads and pools survive across shards.
@@ -118,6 +129,7 @@ class StageShard:
     def __init__(self, stage: Stage, job: StageJob, shard: int):
         self.stage, self.job, self.shard = stage, job, shard
         self.stats = StageStats()
+        job.dir.begin(shard)
         self.out = JsonlWriter(job.dir.shard(shard))
         self.rejected = JsonlWriter(job.dir.rejected(shard))
         self.decide = Decider(stage, self.stats, self.rejected)
@@ -202,11 +214,11 @@ class StageFailure(AssayError):
 def run_chain(task: ChainTask, progress: Callable[[str, int], None] = lambda label, n: None) -> int:
     """Run consecutive per-record stages over one shard; returns the shard index."""
     stages = [live_stage(job) for job in task.jobs]
-    state = load_state(task.state_path) if task.state_path else None
+    state = load_state(task.jobs[0].dir.local_file(task.state_path)) if task.state_path else None
     outs = [StageShard(st, job, task.shard) for st, job in zip(stages, task.jobs, strict=True)]
     size = max(st.batch_size for st in stages)
     try:
-        for chunk in chunks(iter_records(task.source), size):
+        for chunk in chunks(task.records(), size):
             for st, out in zip(stages, outs, strict=True):
                 n = len(chunk)
                 if state is not None:
@@ -228,13 +240,13 @@ def run_chain(task: ChainTask, progress: Callable[[str, int], None] = lambda lab
 
 
 def run_index(task: IndexTask, progress: Callable[[str, int], None] = lambda label, n: None) -> int:
-    """index_shard over one shard; the partial is pickled next to a marker naming its input."""
+    """index_shard over one shard; the partial is pickled under a name that says its input."""
     import pickle
 
     stage = live_stage(task.job)
     label = task.job.label or task.job.name
-    part_dir = task.job.dir.path / "partials"
-    part_dir.mkdir(exist_ok=True)
+    path = partial_path(task.job.dir, task.shard, task.upstream)
+    path.parent.mkdir(exist_ok=True)
 
     def counted(records: Iterable[Record]) -> Iterator[Record]:
         n = 0
@@ -246,12 +258,13 @@ def run_index(task: IndexTask, progress: Callable[[str, int], None] = lambda lab
         progress(label, n % 1000)
 
     with stage_errors(stage, task.shard, []):
-        partial = stage.index_shard(stage.positioned(task.shard, counted(iter_records(task.source))))  # type: ignore[attr-defined]
-    path = part_dir / f"{task.shard:05d}.pkl"
+        partial = stage.index_shard(stage.positioned(task.shard, counted(task.records())))  # type: ignore[attr-defined]
+    for old in path.parent.glob(f"{task.shard:05d}-*.pkl"):  # partials of an earlier input
+        old.unlink(missing_ok=True)
     with open(f"{path}.tmp", "wb") as f:
         pickle.dump(partial, f, protocol=pickle.HIGHEST_PROTOCOL)
     Path(f"{path}.tmp").replace(path)
-    (part_dir / f"{task.shard:05d}.upstream").write_text(task.upstream or "")
+    task.job.dir.publish_file(path)
     return task.shard
 
 
