@@ -59,12 +59,20 @@ def test_apply_errors_are_clear(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_run_refuses_an_object_store_run_directory(tmp_path: Path) -> None:
-    # taken as a path, the URL would create ./s3:/bucket/run
-    proc = assay("run", str(REPO / "examples" / "quickstart.yaml"), "--out", "s3://bucket/run", cwd=tmp_path,
-                 check=False)
-    assert proc.returncode == 2 and "must be a local or mounted path" in proc.stderr
-    assert "Traceback" not in proc.stderr and not (tmp_path / "s3:").exists()
+def test_run_directory_urls_that_cannot_hold_a_run_are_refused_in_one_sentence(tmp_path: Path) -> None:
+    cfg = str(REPO / "examples" / "quickstart.yaml")
+    for url, said in (("https://example.com/run", "read-only"), ("nosuchproto://bucket/run", "cannot open run directory")):
+        proc = assay("run", cfg, "--out", url, cwd=tmp_path, check=False)
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+        # taken as a path, the URL would create ./https:/...
+        assert "Traceback" not in proc.stderr and not list(tmp_path.iterdir())
+
+
+def test_a_run_directory_in_a_bucket_that_does_not_exist_is_one_sentence(tmp_path: Path, s3_server: dict[str, str]) -> None:
+    proc = assay("run", str(REPO / "examples" / "quickstart.yaml"), "--out", "s3://no-such-bucket-here/run",
+                 cwd=tmp_path, check=False, env={"ASSAY_RUN_MIRROR": str(tmp_path / "mirrors")})
+    assert proc.returncode == 2 and "s3://no-such-bucket-here/run" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_stages_and_sources_listings() -> None:

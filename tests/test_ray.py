@@ -33,8 +33,9 @@ VOLATILE = {"seconds", "wall_seconds", "records_per_s", "metrics", "workers"}
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Any:
-    """One small local cluster for the module: the machine is shared, Ray is not light."""
+def cluster(s3_server: dict[str, str]) -> Any:
+    """One small local cluster for the module: the machine is shared, Ray is not light. Started
+    after the loopback S3 server, so its workers inherit the variables that point at it."""
     if not ray.is_initialized():
         ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2,
                  log_to_driver=False, logging_level="warning")
@@ -372,3 +373,36 @@ def test_quotas_counted_then_sampled_on_the_cluster_give_the_local_state(cluster
     local = stage.merge(partials)
     assert len(local.dropped) > 100 and local.quota_groups[0]["Geometry"]["kept"] == 0
     assert distributed_select_merge(stage, iter(partials)) == local
+
+
+def test_a_run_on_s3_on_ray_equals_local_and_resumes_from_the_store(cluster: str, tmp_path: Path,
+                                                                     s3_bucket: str) -> None:
+    """The run directory on an object store with the Ray engine: tasks write their node's copy and
+    upload; the distributed LSH merge reads its spill; a rerun with no local copy redoes nothing."""
+    import s3fs
+
+    from assay.runner.remote import mirror_path
+
+    rows = [{"id": f"r{i}", "domain": "math", "prompt": f"Problem {i - 1 if i % 9 == 4 else i}: how many "
+             f"beads of {i % 7} colours fit a necklace of {i % 13 + 3} places" + (" now" if i % 9 == 4 else "")
+             + "?", "reference": {"answer": str(i % 5)}} for i in range(900)]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("inputs: [in.jsonl]\nshard_size: 150\nseed: 1\nstages:\n  - collect\n  - dedup-minhash\n"
+                   "  - sample: {fraction: 0.7}\n")
+    expected = run_local(cfg, tmp_path / "local")
+    assert expected["stats"]["stages"][1]["records_rejected"] > 50
+    url = f"{s3_bucket}/ray-run"
+    RayRunner(load_config(cfg), url, engine=RayEngine()).run()
+    assert snapshot(mirror_path(url)) == expected
+    fs = s3fs.S3FileSystem(use_listings_cache=False)
+    root = url[len("s3://"):]
+    done = {k: fs.cat_file(k) for k in fs.find(f"{root}/stages") if "/done/" in k}
+    assert len(done) == 4 * 6
+    assert not [k for k in fs.find(root) if "/merge-" in k or ".tmp" in k]  # the merge spill is cleaned up
+    import shutil
+
+    shutil.rmtree(mirror_path(url))
+    RayRunner(load_config(cfg), url, engine=RayEngine()).run()
+    assert {k: fs.cat_file(k) for k in fs.find(f"{root}/stages") if "/done/" in k} == done
+    assert snapshot(mirror_path(url)) == expected

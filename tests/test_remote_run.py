@@ -243,3 +243,26 @@ def test_report_show_and_export_read_a_run_on_s3(tmp_path: Path, pipeline: Path,
     assert len(exported) > 0
     assay("report", url)
     assert fs.exists(f"{root}/report.html")
+
+
+def test_a_merge_spill_is_downloaded_once_by_a_node_that_lacks_it(s3_bucket: str) -> None:
+    """Ray tasks of the distributed dedup merges read the driver's spill: on an object-store run
+    a node without the folder downloads it (the columns file last, so a whole folder is complete)."""
+    import numpy as np
+
+    from assay.dedup.spill import Parts, Spill
+    from assay.engines.ray_dedup import node_spill
+
+    remote = RemoteRun(f"{s3_bucket}/runs/spill")
+    path = remote.local / "stages" / "03-dedup" / "merge-abc"
+    spill = Spill(path)
+    spill.append_ids([f"id{i}" for i in range(1000)])
+    spill.append("emb", np.arange(4000, dtype=np.float32).reshape(1000, 4))
+    spill.close()
+    remote.put_tree(path)
+    want = Parts([path]).rows("emb", np.array([0, 999]))
+    shutil.rmtree(path)
+    got = node_spill((str(path), remote))
+    assert got == path and (path / "columns.json").exists()
+    assert np.array_equal(Parts([got]).rows("emb", np.array([0, 999])), want)
+    assert node_spill(str(path)) == path  # a plain path is used as it is

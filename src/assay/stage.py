@@ -43,6 +43,7 @@ class StageContext:
     seed: int = 0
     workers: int = 1
     engine: str = "local"
+    store: Any = None  # the object store (assay.runner.remote.RemoteRun) when the run directory is on one
 
 
 class Stage(BaseModel):

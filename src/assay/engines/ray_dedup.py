@@ -5,8 +5,9 @@ The shard pass (`index_shard`: shingles, MinHash signatures, band hashes) alread
 tasks. Here the merge spreads the band grouping over the cluster, the standard distributed LSH
 layout:
 
-1. the partials are streamed, in shard order, into one columnar spill on the run directory
-   (shared storage), as the local merge does: a record's global position is the same;
+1. the partials are streamed, in shard order, into one columnar spill in the driver's stage folder,
+   as the local merge does: a record's global position is the same (a run directory on an object
+   store: the spill is uploaded, and each node that runs a task downloads it once);
 2. map: blocks of rows read their band hashes from the spill and send each (band, hash,
    position) to one of R reducers, chosen by the hash, so equal buckets meet in one place;
 3. reduce: each reducer sorts its rows by (band, hash, position) and emits, for every bucket,
@@ -37,6 +38,30 @@ import numpy as np
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
+# A merge spill as tasks receive it: its path, or (path, store) when the run directory is on an
+# object store, where a node that lacks the folder downloads it once (`node_spill`).
+SpillRef = str | tuple[str, Any]
+
+
+def node_spill(ref: SpillRef) -> Path:
+    """The spill folder on this node."""
+    if isinstance(ref, str):
+        return Path(ref)
+    path, store = Path(ref[0]), ref[1]
+    if (path / "columns.json").exists():
+        return path
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a+") as lock:  # one download per node
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (path / "columns.json").exists():
+            names = store.names(path)
+            # columns.json last: its presence says the folder is whole
+            for name in sorted(names, key=lambda n: n == "columns.json"):
+                store.get(path / name)
+    return path
+
 
 def bucket_partition(band: np.ndarray, hashes: np.ndarray, reducers: int) -> np.ndarray:
     """The reducer of each (band, hash) bucket: equal buckets always go to the same one."""
@@ -46,11 +71,11 @@ def bucket_partition(band: np.ndarray, hashes: np.ndarray, reducers: int) -> np.
         return (mix64(hashes ^ (band.astype(np.uint64) * _GOLDEN)) % np.uint64(reducers)).astype(np.int64)
 
 
-def map_band_block(spill: str, lo: int, hi: int, reducers: int) -> list[np.ndarray]:
+def map_band_block(spill: SpillRef, lo: int, hi: int, reducers: int) -> list[np.ndarray]:
     """Rows [lo, hi) of the spill as (band, hash, position) triples, split by reducer."""
     from assay.dedup.spill import Parts
 
-    parts = Parts([Path(spill)])
+    parts = Parts([node_spill(spill)])
     (_, bands), = parts.part_views("bands")
     (_, nonempty), = parts.part_views("nonempty")
     rows = lo + np.flatnonzero(np.asarray(nonempty[lo:hi]))
@@ -85,7 +110,7 @@ def reduce_band_buckets(n: int, *blocks: np.ndarray) -> np.ndarray:
     return np.unique(np.minimum(a, b) * n + np.maximum(a, b))
 
 
-def minhash_candidates(spill: Path, n: int, workers: int, *, rows_per_block: int = 50_000) -> tuple[np.ndarray,
+def minhash_candidates(spill: SpillRef, n: int, workers: int, *, rows_per_block: int = 50_000) -> tuple[np.ndarray,
                                                                                                    np.ndarray]:
     """Candidate pairs (a < b) of every band bucket, grouped across the cluster."""
     import ray
@@ -97,7 +122,7 @@ def minhash_candidates(spill: Path, n: int, workers: int, *, rows_per_block: int
     step = -(-n // blocks)
     reducers = max(1, min(2 * workers, blocks * 2))
     mapper = ray.remote(map_band_block).options(num_returns=reducers, max_retries=3)
-    maps = [mapper.remote(str(spill), lo, min(n, lo + step), reducers) for lo in range(0, n, step)]
+    maps = [mapper.remote(spill, lo, min(n, lo + step), reducers) for lo in range(0, n, step)]
     if reducers == 1:
         maps = [[m] for m in maps]
     reducer = ray.remote(reduce_band_buckets).options(max_retries=3)
@@ -109,7 +134,7 @@ def minhash_candidates(spill: Path, n: int, workers: int, *, rows_per_block: int
 def distributed_minhash_merge(stage: Any, partials: Iterable[Any], workers: int) -> Any:
     """dedup-minhash's merge with the band grouping on the cluster; same state as `stage.merge`."""
 
-    def pairs(path: Path, parts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def pairs(path: SpillRef, parts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if "bands" not in {name for meta in parts.meta for name in meta["columns"]}:
             a = b = np.empty(0, dtype=np.int64)
         else:
@@ -127,20 +152,20 @@ CLUSTER_SIZE = 20_000  # records per k-means partition (searched exactly within)
 PROBES = 2  # partitions each record joins: its nearest centroids
 
 
-def _emb_rows(spill: str, rows: np.ndarray) -> np.ndarray:
+def _emb_rows(spill: SpillRef, rows: np.ndarray) -> np.ndarray:
     from assay.dedup.spill import Parts
 
-    return Parts([Path(spill)]).rows("emb", rows).astype(np.float32)
+    return Parts([node_spill(spill)]).rows("emb", rows).astype(np.float32)
 
 
-def assign_block(spill: str, lo: int, hi: int, centroids: np.ndarray, probes: int) -> np.ndarray:
+def assign_block(spill: SpillRef, lo: int, hi: int, centroids: np.ndarray, probes: int) -> np.ndarray:
     """(partition, position) of rows [lo, hi): each row joins its `probes` nearest centroids."""
     import faiss
 
     from assay.dedup.spill import Parts
 
     faiss.omp_set_num_threads(1)
-    (_, emb), = Parts([Path(spill)]).part_views("emb")
+    (_, emb), = Parts([node_spill(spill)]).part_views("emb")
     vecs = np.ascontiguousarray(np.asarray(emb[lo:hi], dtype=np.float32))
     index = faiss.IndexFlatIP(centroids.shape[1])
     index.add(centroids)
@@ -149,7 +174,7 @@ def assign_block(spill: str, lo: int, hi: int, centroids: np.ndarray, probes: in
     return np.stack([labels.reshape(-1).astype(np.int64), pos])
 
 
-def search_partitions(spill: str, partitions: list[np.ndarray], threshold: float, neighbors: int,
+def search_partitions(spill: SpillRef, partitions: list[np.ndarray], threshold: float, neighbors: int,
                       index_args: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Similar pairs inside each partition (exact kNN + threshold), as global positions."""
     from assay.dedup.knn import similar_pairs
@@ -179,7 +204,7 @@ def _balanced(groups: list[np.ndarray], bins: int) -> list[list[np.ndarray]]:
     return [b for b in out if b]
 
 
-def semantic_candidates(spill: Path, n: int, stage: Any, workers: int, *, cluster_size: int = CLUSTER_SIZE,
+def semantic_candidates(spill: SpillRef, n: int, stage: Any, workers: int, *, cluster_size: int = CLUSTER_SIZE,
                         probes: int = PROBES, rows_per_block: int = 50_000) -> tuple[np.ndarray, np.ndarray,
                                                                                       np.ndarray]:
     import faiss
@@ -188,12 +213,12 @@ def semantic_candidates(spill: Path, n: int, stage: Any, workers: int, *, cluste
     k = max(2, -(-n // cluster_size))
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(n, size=min(n, k * 64), replace=False))
-    kmeans = faiss.Kmeans(int(_emb_rows(str(spill), sample[:1]).shape[1]), k, niter=20, seed=1, spherical=True)
-    kmeans.train(_emb_rows(str(spill), sample))
+    kmeans = faiss.Kmeans(int(_emb_rows(spill, sample[:1]).shape[1]), k, niter=20, seed=1, spherical=True)
+    kmeans.train(_emb_rows(spill, sample))
     centroids = np.ascontiguousarray(kmeans.centroids, dtype=np.float32)
     step = max(1, min(rows_per_block, -(-n // (4 * workers))))
     assign = ray.remote(assign_block).options(max_retries=3)
-    labels = np.concatenate(ray.get([assign.remote(str(spill), lo, min(n, lo + step), centroids, probes)
+    labels = np.concatenate(ray.get([assign.remote(spill, lo, min(n, lo + step), centroids, probes)
                                      for lo in range(0, n, step)]), axis=1)
     order = np.lexsort((labels[1], labels[0]))
     part, pos = labels[0][order], labels[1][order]
@@ -202,7 +227,7 @@ def semantic_candidates(spill: Path, n: int, stage: Any, workers: int, *, cluste
     index_args = {"kind": stage.faiss_index, "flat_max": stage.flat_max, "hnsw_m": stage.hnsw_m,
                   "ef_search": stage.ef_search, "nprobe": stage.nprobe}
     search = ray.remote(search_partitions).options(max_retries=3)
-    results = ray.get([search.remote(str(spill), batch, stage.search_threshold, stage.neighbors, index_args)
+    results = ray.get([search.remote(spill, batch, stage.search_threshold, stage.neighbors, index_args)
                        for batch in _balanced(groups, 4 * workers)])
     a = np.concatenate([r[0] for r in results]) if results else np.empty(0, dtype=np.int64)
     b = np.concatenate([r[1] for r in results]) if results else np.empty(0, dtype=np.int64)
@@ -222,6 +247,7 @@ def _spilled_merge(stage: Any, partials: Iterable[Any], pairs: Any) -> Any:
     from assay.dedup.spill import Parts, Spill
 
     spill = Spill(stage._merge_dir())
+    store = getattr(stage._ctx, "store", None) if stage._ctx is not None else None
     try:
         for part in partials:
             spill.append_ids(part.ids)
@@ -229,17 +255,21 @@ def _spilled_merge(stage: Any, partials: Iterable[Any], pairs: Any) -> Any:
                 for array in arrays:
                     spill.append(name, array)
         parts = Parts([spill.close().path])
-        a, b, sim = pairs(spill.path, parts)
+        if store is not None:  # workers on other nodes read the spill from the store
+            store.put_tree(spill.path)
+        a, b, sim = pairs((str(spill.path), store) if store is not None else str(spill.path), parts)
         return stage.resolve(parts, a, b, sim)
     finally:
         spill.close()
+        if store is not None:
+            store.rm(spill.path, recursive=True)
         shutil.rmtree(spill.path, ignore_errors=True)
         if spill.path.name == "merged":  # a private temporary folder
             shutil.rmtree(spill.path.parent, ignore_errors=True)
 
 
 def distributed_semantic_merge(stage: Any, partials: Iterable[Any], workers: int, semantic_min: int) -> Any:
-    def pairs(path: Path, parts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def pairs(path: SpillRef, parts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if parts.n < max(2, semantic_min):
             return stage.find_pairs(parts)  # small enough for the exact search in one place
         return stage.accept(parts, *semantic_candidates(path, parts.n, stage, workers))

@@ -212,6 +212,15 @@ class RunDir:
         return self.path / "stages"
 
     def open(self, *, fresh: bool, config_text: str) -> None:
+        try:
+            self._open(fresh=fresh, config_text=config_text)
+        except OSError as exc:  # an object store that refuses (no bucket, no credentials, offline)
+            self.close()
+            if self.remote is None:
+                raise
+            raise AssayError(f"cannot use run directory {self.location}: {type(exc).__name__}: {exc}") from None
+
+    def _open(self, *, fresh: bool, config_text: str) -> None:
         p = self.path
         if self.remote is None and p.exists() and any(p.iterdir()) and not (p / MARK).exists():
             raise AssayError(f"'{p}' exists and is not an assay run directory; choose another --out "

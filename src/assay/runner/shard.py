@@ -43,7 +43,8 @@ class StageJob:
 
     def context(self) -> StageContext:
         return StageContext(cache_dir=self.cache_dir, stage_dir=self.dir.path, run_dir=self.run_dir,
-                            seed=self.seed, workers=self.workers)
+                            seed=self.seed, workers=self.workers,
+                            store=self.dir.remote)
 
 
 @dataclass
