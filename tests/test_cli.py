@@ -61,14 +61,16 @@ def test_apply_errors_are_clear(tmp_path: Path) -> None:
 
 def test_run_directory_urls_that_cannot_hold_a_run_are_refused_in_one_sentence(tmp_path: Path) -> None:
     cfg = str(REPO / "examples" / "quickstart.yaml")
-    for url, said in (("https://example.com/run", "read-only"), ("nosuchproto://bucket/run", "cannot open run directory")):
+    for url, said in (("https://example.com/run", "read-only"),
+                      ("nosuchproto://bucket/run", "cannot open run directory")):
         proc = assay("run", cfg, "--out", url, cwd=tmp_path, check=False)
         assert proc.returncode == 2 and said in proc.stderr, proc.stderr
         # taken as a path, the URL would create ./https:/...
         assert "Traceback" not in proc.stderr and not list(tmp_path.iterdir())
 
 
-def test_a_run_directory_in_a_bucket_that_does_not_exist_is_one_sentence(tmp_path: Path, s3_server: dict[str, str]) -> None:
+def test_a_run_directory_in_a_bucket_that_does_not_exist_is_one_sentence(tmp_path: Path,
+                                                                          s3_server: dict[str, str]) -> None:
     proc = assay("run", str(REPO / "examples" / "quickstart.yaml"), "--out", "s3://no-such-bucket-here/run",
                  cwd=tmp_path, check=False, env={"ASSAY_RUN_MIRROR": str(tmp_path / "mirrors")})
     assert proc.returncode == 2 and "s3://no-such-bucket-here/run" in proc.stderr, proc.stderr

@@ -383,9 +383,10 @@ def test_a_run_on_s3_on_ray_equals_local_and_resumes_from_the_store(cluster: str
 
     from assay.runner.remote import mirror_path
 
-    rows = [{"id": f"r{i}", "domain": "math", "prompt": f"Problem {i - 1 if i % 9 == 4 else i}: how many "
-             f"beads of {i % 7} colours fit a necklace of {i % 13 + 3} places" + (" now" if i % 9 == 4 else "")
-             + "?", "reference": {"answer": str(i % 5)}} for i in range(900)]
+    base = [i - 1 if i % 9 == 4 else i for i in range(900)]  # every 9th record nearly repeats the one before
+    rows = [{"id": f"r{i}", "domain": "math", "prompt": f"Problem {b}: how many beads of {b % 7} colours fit a "
+             f"necklace of {b % 13 + 3} places when two of them are the same and the clasp counts as a bead"
+             + (" now" if b != i else "") + "?", "reference": {"answer": str(i % 5)}} for i, b in enumerate(base)]
     write_jsonl(tmp_path / "in.jsonl", rows)
     cfg = tmp_path / "p.yaml"
     cfg.write_text("inputs: [in.jsonl]\nshard_size: 150\nseed: 1\nstages:\n  - collect\n  - dedup-minhash\n"

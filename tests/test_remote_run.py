@@ -244,6 +244,14 @@ def test_report_show_and_export_read_a_run_on_s3(tmp_path: Path, pipeline: Path,
     assay("report", url)
     assert fs.exists(f"{root}/report.html")
 
+    # another machine reruns with a change; this machine's copy is stale and must not be trusted
+    pipeline.write_text(PIPELINE.replace("fraction: 0.9", "fraction: 0.4"))
+    assay("run", str(pipeline), "--out", url, "--quiet", env={"ASSAY_RUN_MIRROR": str(tmp_path / "other")})
+    now = snapshot_store(url)
+    assay("export", url, "--to", str(out))
+    assert len(read_jsonl(out)) < len(exported)
+    assert snapshot_local(mirror_path(url)) == now
+
 
 def test_a_merge_spill_is_downloaded_once_by_a_node_that_lacks_it(s3_bucket: str) -> None:
     """Ray tasks of the distributed dedup merges read the driver's spill: on an object-store run
@@ -266,3 +274,17 @@ def test_a_merge_spill_is_downloaded_once_by_a_node_that_lacks_it(s3_bucket: str
     assert got == path and (path / "columns.json").exists()
     assert np.array_equal(Parts([got]).rows("emb", np.array([0, 999])), want)
     assert node_spill(str(path)) == path  # a plain path is used as it is
+
+
+def test_fresh_starts_over_in_the_store(pipeline: Path, s3_bucket: str) -> None:
+    url = f"{s3_bucket}/runs/fresh"
+    run(pipeline, url)
+    expected = snapshot_store(url)
+    done = markers(url)
+    fs, root = store(url)
+    fs.pipe_file(f"{root}/stages/99-gone/fingerprint", b"old")  # a stage folder of an older pipeline
+    Runner(load_config(pipeline), url).run(fresh=True, config_text=pipeline.read_text())
+    again = markers(url)
+    assert again.keys() == done.keys() and not set(again.values()) & set(done.values())  # all redone
+    assert snapshot_store(url) == expected
+    assert not fs.exists(f"{root}/stages/99-gone")

@@ -40,12 +40,12 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 # A merge spill as tasks receive it: its path, or (path, store) when the run directory is on an
 # object store, where a node that lacks the folder downloads it once (`node_spill`).
-SpillRef = str | tuple[str, Any]
+SpillRef = str | Path | tuple[str, Any]
 
 
 def node_spill(ref: SpillRef) -> Path:
     """The spill folder on this node."""
-    if isinstance(ref, str):
+    if not isinstance(ref, tuple):
         return Path(ref)
     path, store = Path(ref[0]), ref[1]
     if (path / "columns.json").exists():

@@ -114,6 +114,13 @@ class RemoteRun:
     def put(self, path: Path) -> None:
         self.fs.put_file(str(path), self.key(path))
 
+    def put_many(self, paths: list[Path]) -> None:
+        """Upload several files (concurrently where the backend can)."""
+        if len(paths) == 1:
+            self.put(paths[0])
+        elif paths:
+            self.fs.put([str(p) for p in paths], [self.key(p) for p in paths])
+
     def pipe(self, path: Path, data: bytes) -> None:
         self.fs.pipe_file(self.key(path), data)
 
@@ -135,6 +142,13 @@ class RemoteRun:
         except FileNotFoundError:
             return False
         return True
+
+    def kind(self, path: Path) -> str | None:
+        """'file', 'directory' (a prefix holding objects), or None when there is nothing."""
+        try:
+            return self.fs.info(self.key(path)).get("type")
+        except FileNotFoundError:
+            return None
 
     def rm(self, path: Path, recursive: bool = False) -> None:
         key = self.key(path)
@@ -165,24 +179,24 @@ class RemoteRun:
     def put_tree(self, folder: Path) -> None:
         """Upload every file under a local folder (replacing what the store held there)."""
         self.rm(folder, recursive=True)
-        for f in sorted(folder.rglob("*")):
-            if f.is_file() and ".tmp" not in f.name:
-                self.put(f)
+        self.put_many([f for f in sorted(folder.rglob("*")) if f.is_file() and ".tmp" not in f.name])
 
-    def pull(self, folder: Path) -> None:
-        """Download every object under `folder` that the local copy lacks or holds with another size."""
+    def get_tree(self, folder: Path) -> None:
+        """Download every object under `folder` into the local copy (concurrently where it can)."""
         key = self.key(folder)
         try:
             found = self.fs.find(key, detail=True)
         except FileNotFoundError:
             return
+        keys, targets = [], []
         for k, meta in found.items():
-            rel = k[len(self.root):].lstrip("/")
-            target = self.local / rel
-            if meta.get("type") == "directory" or target.name == LEASE:
-                continue
-            if not target.exists() or target.stat().st_size != meta.get("size"):
-                self.get(target)
+            target = self.local / k[len(self.root):].lstrip("/")
+            if meta.get("type") != "directory" and target.name != LEASE:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                keys.append(k)
+                targets.append(str(target))
+        if keys:
+            self.fs.get(keys, targets)
 
 
 class Lease:

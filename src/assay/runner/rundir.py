@@ -110,9 +110,7 @@ class StageDir:
         token = uuid.uuid4().hex
         blob = orjson.dumps({**data, "token": token, "upstream": upstream})
         if self.remote is not None:  # the files first, the marker last: the marker commits them
-            for part in self.parts(i):
-                if part.exists():
-                    self.remote.put(part)
+            self.remote.put_many([part for part in self.parts(i) if part.exists()])
             self.remote.pipe(self.marker(i), blob)
         atomic_write_bytes(self.marker(i), blob)
         return token
@@ -143,6 +141,7 @@ class StageDir:
         for part in self.parts(i):
             if not self.remote.get(part):
                 part.unlink(missing_ok=True)
+        self.marker(i).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.marker(i), blob)
         return self.shard(i)
 
@@ -285,12 +284,39 @@ class RunDir:
             self.remote.put_tree(path) if path.is_dir() else self.remote.put(path)
 
     def pull(self) -> None:
-        """The store's copy of the run, downloaded into the local folder (reports, export, show)."""
-        if self.remote is not None:
-            self.path.mkdir(parents=True, exist_ok=True)
-            if MARK not in self.remote.names(self.path):
-                raise AssayError(f"'{self.location}' is not an assay run directory (no {MARK})")
-            self.remote.pull(self.path)
+        """Bring this machine's copy of a run on an object store up to date for reading (report,
+        view, show, export): the published results, and the shards of the read and last stages
+        (by their markers: a shard is downloaded when the local copy is not the store's). Nothing
+        is downloaded when the local stats.json is the store's (this copy published it)."""
+        if self.remote is None:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        names = self.remote.names(self.path)
+        if MARK not in names:
+            raise AssayError(f"'{self.location}' is not an assay run directory (no {MARK} in it)")
+        try:
+            published = self.remote.cat(self.path / "stats.json")
+        except FileNotFoundError:
+            published = None
+        local = self.path / "stats.json"
+        if published is not None and local.exists() and local.read_bytes() == published:
+            return
+        local.unlink(missing_ok=True)
+        stages = [n for n in self.remote.names(self.stages_root) if n[:2].isdigit()]
+        for name in {stages[0], stages[-1]} if stages else ():
+            sd = StageDir(self.stages_root / name, "", self.remote)
+            for marker in self.remote.names(sd.path / "done"):
+                if marker.endswith(".json") and marker.split(".")[0].isdigit():
+                    sd.fetch(int(marker.split(".")[0]))
+        for name in names:
+            if name not in ("stages", "inputs", "stats.json", LEASE):
+                if self.remote.kind(self.path / name) == "file":
+                    self.remote.get(self.path / name)
+                else:
+                    shutil.rmtree(self.path / name, ignore_errors=True)
+                    self.remote.get_tree(self.path / name)
+        if published is not None:  # last: its presence says the copy is whole
+            atomic_write_bytes(local, published)
 
     def reconcile(self, wanted: list[StageDir]) -> list[str]:
         """Delete stage folders whose fingerprint no longer matches (changed parameters upstream or
