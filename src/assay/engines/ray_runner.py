@@ -93,7 +93,7 @@ class RayRunner(Runner):
             self._ensure_started(group, started)
             source = group[first - 1].dir if first else prev
             chains.setdefault(first, []).append(ChainTask(i, source, token, [p.job for p in group[first:]],
-                                                          state_path))
+                                                          state_path).handed_out())
         for _, tasks in sorted(chains.items()):
             yield from map_shards(engine, tasks)
 
@@ -136,7 +136,7 @@ class RayRunner(Runner):
                     continue
                 if actors is None:  # only when there is work: a resumed run starts no actor
                     actors = engine.stage_workers(p.job, is_async=is_async, cache_root=self.request_cache_root)
-                task = ChainTask(i, prev, token, [p.job])
+                task = ChainTask(i, prev, token, [p.job]).handed_out()
                 pending.add(actors.call("run", task) if is_async else actors.call("run", run_chain, task))
                 per = ASYNC_SHARDS_IN_FLIGHT if is_async else SHARDS_PER_ACTOR
                 yield from drain(block=len(pending) >= per * len(actors.actors))

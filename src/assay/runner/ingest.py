@@ -271,6 +271,7 @@ class Ingest:
                         if self._done(k, span):
                             yield k
                         else:
+                            sd.forget(k)  # a worker writes this marker
                             pending.append(self.submit(ingest_span, IngestTask(
                                 k, span, path, spec.source, spec.options, sd, self.origins.get(i))))
                             yield from self._finished(pending, block=len(pending) >= self.in_flight)

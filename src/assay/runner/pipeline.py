@@ -134,6 +134,8 @@ class Runner:
             self.cfg = self.cfg.model_copy(update={"inputs": staged})
         read_dir, planned = self.plan()
         invalidated = self.rd.reconcile([read_dir] + [p.dir for p in planned])
+        for sd in [read_dir] + [p.dir for p in planned]:
+            sd.preload()  # on an object store: every marker in one batch per stage, not one request each
         if invalidated:
             self.hub.log("invalidated", stages=",".join(invalidated))
         estimate = estimate_rows(self.cfg.inputs)
@@ -223,7 +225,7 @@ class Runner:
             self._ensure_started(group, started)
             source = group[first - 1].dir if first else prev
             task = ChainTask(i, source, token, [p.job for p in group[first:]], state_path)
-            pending.add(engine.submit(run_chain, task))
+            pending.add(engine.submit(run_chain, task.handed_out()))
             yield from drain(block=len(pending) >= limit)
         while pending:
             yield from drain(block=True)

@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,46 @@ class StageDir:
     path: Path
     fp: str
     remote: RemoteRun | None = None  # set when the run directory is on an object store
+    # On an object store, the driver keeps the markers it has read or written (each read is a
+    # request): `preload` lists them once; a shard handed to a worker is `forget`-ten until read again.
+    _known: dict[int, bytes | None] = field(default_factory=dict, repr=False, compare=False)
+    _listed: bool = field(default=False, repr=False, compare=False)
+    _forgotten: set[int] = field(default_factory=set, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:  # a worker's copy starts with no memory of markers
+        return {"path": self.path, "fp": self.fp, "remote": self.remote, "_known": {}, "_listed": False,
+                "_forgotten": set()}
+
+    def preload(self) -> None:
+        """Read every marker of this stage from the store in one batch."""
+        if self.remote is None:
+            return
+        names = [n for n in self.remote.names(self.path / "done") if n.endswith(".json") and n[:-5].isdigit()]
+        got = self.remote.cat_many([self.path / "done" / n for n in names])
+        self._known = {int(p.stem): blob for p, blob in got.items()}
+        self._listed, self._forgotten = True, set()
+
+    def forget(self, i: int) -> None:
+        """Shard i's marker is about to be written by another process: read it from the store next time."""
+        self._known.pop(i, None)
+        self._forgotten.add(i)
+
+    def _marker_bytes(self, i: int) -> bytes:
+        assert self.remote is not None
+        if i in self._known:
+            blob = self._known[i]
+        elif self._listed and i not in self._forgotten:
+            blob = None  # not in the listing, and nothing wrote it since
+        else:
+            try:
+                blob = self.remote.cat(self.marker(i))
+            except FileNotFoundError:
+                blob = None
+            self._known[i] = blob
+            self._forgotten.discard(i)
+        if blob is None:
+            raise FileNotFoundError(self.remote.key(self.marker(i)))
+        return blob
 
     @property
     def shards(self) -> Path:
@@ -74,18 +114,18 @@ class StageDir:
 
     def read_marker(self, i: int) -> dict[str, Any]:
         if self.remote is not None:
-            return orjson.loads(self.remote.cat(self.marker(i)))
+            return orjson.loads(self._marker_bytes(i))
         return orjson.loads(self.marker(i).read_bytes())
 
     def read_markers(self, shards: list[int]) -> dict[int, dict[str, Any]]:
         """The markers of several shards at once (one batch of requests on an object store)."""
-        if self.remote is None:
-            return {i: self.read_marker(i) for i in shards}
-        got = self.remote.cat_many([self.marker(i) for i in shards])
-        missing = [i for i in shards if got[self.marker(i)] is None]
-        if missing:
-            raise FileNotFoundError(f"{self.remote.key(self.marker(missing[0]))}")
-        return {i: orjson.loads(got[self.marker(i)]) for i in shards}  # type: ignore[arg-type]
+        if self.remote is not None:
+            unknown = [i for i in shards if i not in self._known and (not self._listed or i in self._forgotten)]
+            got = self.remote.cat_many([self.marker(i) for i in unknown])
+            for i in unknown:
+                self._known[i] = got[self.marker(i)]
+                self._forgotten.discard(i)
+        return {i: self.read_marker(i) for i in shards}
 
     def token(self, i: int) -> str | None:
         """The identity of shard i's current output (None when not written)."""
@@ -112,6 +152,7 @@ class StageDir:
         if self.remote is not None:  # the files first, the marker last: the marker commits them
             self.remote.put_many([part for part in self.parts(i) if part.exists()])
             self.remote.pipe(self.marker(i), blob)
+            self._known[i] = blob
         atomic_write_bytes(self.marker(i), blob)
         return token
 
@@ -119,6 +160,7 @@ class StageDir:
         self.marker(i).unlink(missing_ok=True)
         if self.remote is not None:
             self.remote.rm(self.marker(i))
+            self._known[i] = None
 
     def local_token(self, i: int) -> str | None:
         try:
@@ -134,7 +176,7 @@ class StageDir:
         local = self.local_token(i)
         if local is not None and local == token:
             return self.shard(i)
-        blob = self.remote.cat(self.marker(i))
+        blob = self._marker_bytes(i)
         if local is not None and orjson.loads(blob).get("token") == local:
             return self.shard(i)
         self.begin(i)

@@ -58,6 +58,12 @@ class ChainTask:
     def records(self) -> Iterator[Record]:
         return iter_records(self.source.fetch(self.shard, self.upstream))
 
+    def handed_out(self) -> ChainTask:
+        """Called by the driver as the task goes to another process, which writes these markers."""
+        for job in self.jobs:
+            job.dir.forget(self.shard)
+        return self
+
 
 @dataclass
 class IndexTask:
