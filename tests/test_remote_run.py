@@ -288,3 +288,29 @@ def test_fresh_starts_over_in_the_store(pipeline: Path, s3_bucket: str) -> None:
     assert again.keys() == done.keys() and not set(again.values()) & set(done.values())  # all redone
     assert snapshot_store(url) == expected
     assert not fs.exists(f"{root}/stages/99-gone")
+
+
+def test_workers_on_another_machine_use_their_own_copy_and_the_store(
+        tmp_path: Path, pipeline: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver on one machine, its workers on another (each with its own local copy of the run,
+    none shared): workers download the shards they read and upload what they write; the driver
+    downloads what it needs. Same results as a local run."""
+    expected = (run(pipeline, str(tmp_path / "local")), snapshot_local(tmp_path / "local"))[1]
+    url = f"{s3_bucket}/runs/two-machines"
+    monkeypatch.setenv("ASSAY_RUN_MIRROR", str(tmp_path / "driver-machine"))
+    runner = Runner(load_config(pipeline), url)
+    # the worker processes start after this: they see the other machine's copy
+    monkeypatch.setenv("ASSAY_RUN_MIRROR", str(tmp_path / "worker-machine"))
+    runner.run(config_text=pipeline.read_text())
+    assert snapshot_store(url) == expected
+    driver = mirror_path(url).name
+    worker_copy = tmp_path / "worker-machine" / driver / "stages"
+    driver_copy = tmp_path / "driver-machine" / driver / "stages"
+    # shards of the per-record stages were written on the worker machine...
+    assert sorted(p.name for p in (worker_copy / "05-filter" / "shards").glob("*.jsonl"))
+    # ...the global stage's partial indexes too; its merge ran on the driver, from downloaded partials
+    assert list((worker_copy / "03-dedup-minhash" / "partials").glob("*.pkl"))
+    assert list((driver_copy / "03-dedup-minhash" / "partials").glob("*.pkl"))
+    # the decide pass on the worker machine read the state the driver uploaded
+    assert list((worker_copy / "03-dedup-minhash").glob("state-*.pkl"))
+    assert snapshot_local(tmp_path / "driver-machine" / driver) == expected

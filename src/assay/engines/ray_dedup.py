@@ -47,7 +47,8 @@ def node_spill(ref: SpillRef) -> Path:
     """The spill folder on this node."""
     if not isinstance(ref, tuple):
         return Path(ref)
-    path, store = Path(ref[0]), ref[1]
+    store = ref[1]
+    path = store.here(ref[0])  # the driver's path, in this node's copy of the run
     if (path / "columns.json").exists():
         return path
     import fcntl

@@ -81,14 +81,16 @@ class IngestTask:
 
 
 def _local_input(task: IngestTask) -> Path:
-    if task.origin is not None and not task.path.exists():
+    """The input file on this machine: an input copied from a URL is copied here too when missing."""
+    path = task.dir.remote.here(task.path) if task.dir.remote is not None else task.path
+    if task.origin is not None and not path.exists():
         from assay.engines.storage import local_copy
 
-        staged = task.path
+        staged = path
         while staged.parent.name != "inputs" and staged.parent != staged:  # the copy of a folder
             staged = staged.parent
         local_copy(task.origin, staged.parent)
-    return task.path
+    return path
 
 
 def estimate_rows(inputs: list[InputSpec]) -> int | None:

@@ -48,6 +48,7 @@ class RemoteRun:
     def __init__(self, url: str, local: Path | None = None):
         self.url = url.rstrip("/")
         self.local = Path(local) if local is not None else mirror_path(self.url)
+        self.sent_from = self.local  # the copy of the process that sent this one (see `here`)
         self._fs: Any = None
         self._root = ""
 
@@ -55,7 +56,20 @@ class RemoteRun:
         return {"url": self.url, "local": self.local}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["url"], state["local"])  # type: ignore[misc]
+        # another process, maybe on another machine: its own local copy (its $ASSAY_RUN_MIRROR or
+        # home), not the sender's, which may not exist or be writable here
+        self.__init__(state["url"])  # type: ignore[misc]
+        self.sent_from = Path(state["local"])
+
+    def here(self, path: str | os.PathLike[str]) -> Path:
+        """A path of the sender's copy, as a path of this process's copy (others unchanged)."""
+        path = Path(path)
+        if self.sent_from == self.local:
+            return path
+        try:
+            return self.local / path.relative_to(self.sent_from)
+        except ValueError:
+            return path
 
     @property
     def fs(self) -> Any:
@@ -84,7 +98,7 @@ class RemoteRun:
         return self._root
 
     def key(self, path: str | os.PathLike[str]) -> str:
-        rel = Path(path).relative_to(self.local).as_posix()
+        rel = self.here(path).relative_to(self.local).as_posix()
         return self.root if rel == "." else f"{self.root}/{rel}"
 
     # ---- whole objects ------------------------------------------------------------------------

@@ -58,8 +58,14 @@ class StageDir:
     _forgotten: set[int] = field(default_factory=set, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:  # a worker's copy starts with no memory of markers
-        return {"path": self.path, "fp": self.fp, "remote": self.remote, "_known": {}, "_listed": False,
-                "_forgotten": set()}
+        return {"path": self.path, "fp": self.fp, "remote": self.remote}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        remote = state["remote"]
+        # on another machine the stage folder is in that machine's own copy of the run
+        self.path = remote.here(state["path"]) if remote is not None else state["path"]
+        self.fp, self.remote = state["fp"], remote
+        self._known, self._listed, self._forgotten = {}, False, set()
 
     def preload(self) -> None:
         """Read every marker of this stage from the store in one batch."""
@@ -153,6 +159,7 @@ class StageDir:
             self.remote.put_many([part for part in self.parts(i) if part.exists()])
             self.remote.pipe(self.marker(i), blob)
             self._known[i] = blob
+            self.marker(i).parent.mkdir(parents=True, exist_ok=True)  # a machine the driver did not prepare
         atomic_write_bytes(self.marker(i), blob)
         return token
 
@@ -218,8 +225,11 @@ class StageDir:
         return self.remote.exists(path) if self.remote is not None else path.exists()
 
     def local_file(self, path: Path) -> Path:
-        """`path` on this machine (downloaded from the store when missing here)."""
-        if self.remote is not None and not path.exists() and not self.remote.get(path):
+        """`path` (named by the driver) on this machine, downloaded from the store when missing here."""
+        if self.remote is None:
+            return path
+        path = self.remote.here(path)
+        if not path.exists() and not self.remote.get(path):
             raise FileNotFoundError(self.remote.key(path))
         return path
 

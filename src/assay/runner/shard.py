@@ -42,9 +42,24 @@ class StageJob:
     workers: int
 
     def context(self) -> StageContext:
-        return StageContext(cache_dir=self.cache_dir, stage_dir=self.dir.path, run_dir=self.run_dir,
+        run_dir = self.dir.remote.here(self.run_dir) if self.dir.remote and self.run_dir else self.run_dir
+        return StageContext(cache_dir=node_cache_dir(self.cache_dir), stage_dir=self.dir.path, run_dir=run_dir,
                             seed=self.seed, workers=self.workers,
                             store=self.dir.remote)
+
+
+def node_cache_dir(wanted: Path) -> Path:
+    """The driver's cache folder, or, on a machine where it cannot be made (a driver on a laptop,
+    workers on a cluster), this machine's own ($ASSAY_CACHE_DIR or ~/.cache/assay). These caches
+    (embeddings, verdicts) only save work; what must not be paid twice, the teacher's answers,
+    goes to the shared request cache on the Ray engine."""
+    try:
+        wanted.mkdir(parents=True, exist_ok=True)
+        return wanted
+    except OSError:
+        import os
+
+        return Path(os.environ.get("ASSAY_CACHE_DIR") or Path.home() / ".cache" / "assay")
 
 
 @dataclass
@@ -253,7 +268,7 @@ def run_index(task: IndexTask, progress: Callable[[str, int], None] = lambda lab
     stage = live_stage(task.job)
     label = task.job.label or task.job.name
     path = partial_path(task.job.dir, task.shard, task.upstream)
-    path.parent.mkdir(exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
 
     def counted(records: Iterable[Record]) -> Iterator[Record]:
         n = 0
