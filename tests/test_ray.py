@@ -407,3 +407,59 @@ def test_a_run_on_s3_on_ray_equals_local_and_resumes_from_the_store(cluster: str
     RayRunner(load_config(cfg), url, engine=RayEngine()).run()
     assert {k: fs.cat_file(k) for k in fs.find(f"{root}/stages") if "/done/" in k} == done
     assert snapshot(mirror_path(url)) == expected
+
+
+def test_teacher_actors_share_one_concurrency_limit_and_give_the_local_answers(
+        cluster: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An async stage on several actors: `concurrency` is the stage's total, split between them."""
+    rows = [{"id": f"q{i}", "domain": "chat", "prompt": f"Say something kind about the number {i}."}
+            for i in range(90)]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    with FaultServer(delay=0.05) as server:
+        cfg = tmp_path / "p.yaml"
+        cfg.write_text(f"inputs: [in.jsonl]\nshard_size: 15\nstages:\n"
+                       f"  - distill: {{n: 1, teacher: {{base_url: '{server.url}', model: fake, concurrency: 3}}}}\n")
+        monkeypatch.setenv("ASSAY_CACHE_DIR", str(tmp_path / "cache-local"))
+        local = run_local(cfg, tmp_path / "local")
+        assert server.max_inflight == 3  # the local engine used the whole concurrency
+        server.max_inflight = 0
+        server.reset_log()
+        monkeypatch.setenv("ASSAY_CACHE_DIR", str(tmp_path / "cache-ray"))
+        engine = RayEngine(teacher_actors=3)
+        groups: list[Any] = []
+        real = engine.stage_workers
+        monkeypatch.setattr(engine, "stage_workers",
+                            lambda job, **kw: groups.append(real(job, **kw)) or groups[-1])
+        RayRunner(load_config(cfg), tmp_path / "ray", engine=engine).run()
+        assert groups and len(groups[0].served) == 3 and min(groups[0].served) > 0  # every actor took shards
+        assert server.max_inflight <= 3  # never more open requests than the stage's concurrency
+        assert server.count() == 90  # each prompt asked once
+    assert snapshot(tmp_path / "ray") == local
+
+
+def test_shared_limits_hold_actors_to_one_token_rate(cluster: str) -> None:
+    """Three actors' requests draw on one token bucket: together they wait; each alone would not."""
+    import asyncio
+
+    from assay.engines.ray_limits import RemoteLimits, SharedLimits
+
+    @ray.remote
+    def client(handle: Any, calls: int, tokens: float) -> float:
+        async def go() -> None:
+            limits = RemoteLimits(handle)
+            for _ in range(calls):
+                await limits.admit(tokens)
+
+        t0 = time.monotonic()
+        asyncio.run(go())
+        return time.monotonic() - t0
+
+    def limiter() -> Any:  # 60,000 tokens a minute: 1,000 a second, a full minute's burst to start with
+        return ray.remote(SharedLimits).options(num_cpus=0, max_concurrency=100).remote(None, 60_000)
+
+    alone = ray.get(client.remote(limiter(), 3, 7000))
+    assert alone < 1.5  # 21,000 tokens: within the burst
+    shared = limiter()
+    t0 = time.monotonic()
+    ray.get([client.remote(shared, 3, 7000) for _ in range(3)])
+    assert time.monotonic() - t0 >= 2.5  # 63,000 tokens: 3,000 over the burst, at 1,000 a second

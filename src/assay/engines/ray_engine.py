@@ -125,15 +125,18 @@ def as_future(ref: Any) -> Future[Any]:
 class ActorGroup:
     """Actors that take shard tasks, each call to the least busy one."""
 
-    def __init__(self, actors: list[Any]):
+    def __init__(self, actors: list[Any], helpers: list[Any] | None = None):
         self.actors = actors
+        self.helpers = helpers or []  # actors the group's actors use (a shared limiter): ended with them
         self.busy = [0] * len(actors)
+        self.served = [0] * len(actors)
         self._lock = threading.Lock()
 
     def call(self, method: str, *args: Any) -> Future[Any]:
         with self._lock:
             k = min(range(len(self.actors)), key=self.busy.__getitem__)
             self.busy[k] += 1
+            self.served[k] += 1
         fut = as_future(getattr(self.actors[k], method).remote(*args))
 
         def release(_: Future[Any]) -> None:
@@ -151,12 +154,12 @@ class ActorGroup:
             ray.wait(refs, num_returns=len(refs), timeout=timeout)
         except Exception:  # an actor that is already dead has nothing to close
             pass
-        for a in self.actors:
+        for a in self.actors + self.helpers:
             try:
                 ray.kill(a, no_restart=True)
             except Exception:
                 pass
-        self.actors = []
+        self.actors, self.helpers = [], []
 
 
 class RayEngine(Engine):
@@ -164,7 +167,7 @@ class RayEngine(Engine):
 
     def __init__(self, address: str | None = None, workers: int | None = None, hub: Hub | None = None, *,
                  max_retries: int = DEFAULT_RETRIES, object_store_memory: int | None = None,
-                 pool: str | None = None, semantic_min: int | None = None):
+                 pool: str | None = None, semantic_min: int | None = None, teacher_actors: int | None = None):
         import ray
 
         # per-record segments: "tasks" (streamed shard by shard) or "data" (a Ray Data pipeline each)
@@ -177,6 +180,13 @@ class RayEngine(Engine):
             self.semantic_min = int(raw_min)
         except ValueError:
             raise ConfigError(f"ASSAY_RAY_SEMANTIC_MIN must be a number of records, got {raw_min!r}") from None
+
+        # actors per async (teacher) stage; more than one share the stage's limits through one actor
+        raw_actors = teacher_actors if teacher_actors is not None else os.environ.get("ASSAY_RAY_TEACHER_ACTORS", 1)
+        try:
+            self.teacher_actors = max(1, int(raw_actors))
+        except ValueError:
+            raise ConfigError(f"ASSAY_RAY_TEACHER_ACTORS must be a number of actors, got {raw_actors!r}") from None
 
         from assay.engines.ray_runner import RayRunner
         from assay.engines.ray_tasks import ProgressSink, run_shard_task
@@ -276,17 +286,17 @@ class RayEngine(Engine):
             self._pools.pop(key).close()
 
     def stage_workers(self, job: Any, *, is_async: bool, cache_root: str | None = None) -> ActorGroup:
-        """Actors for a main stage (one per node) or an async stage (one for the whole run)."""
+        """Actors for a main stage (one per node) or an async stage (`teacher_actors` for the run)."""
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        from assay.engines.ray_tasks import AsyncStageWorker, ChainWorker
+        from assay.engines.ray_tasks import ChainWorker
 
         cls = stage_class(job.name)
         declared = Resources.of([cls]) if declares_resources(cls) else Resources(num_cpus=0)
         res = self.fit(declared, job.label or job.name)
         if is_async:
-            group = ActorGroup([self._actor(AsyncStageWorker, res, job, cache_root, max_concurrency=64)])
+            group = self._async_group(job, res, cache_root)
         else:
             nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU")]
             placements = [{"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node, soft=True)}
@@ -294,6 +304,27 @@ class RayEngine(Engine):
             group = ActorGroup([self._actor(ChainWorker, res, [job], **where) for where in placements])
         self._groups.append(group)
         return group
+
+    def _async_group(self, job: Any, res: Resources, cache_root: str | None) -> ActorGroup:
+        """One asyncio actor, or several sharing the stage's rate limits through a SharedLimits
+        actor, each with its share of the stage's concurrency."""
+        import ray
+
+        from assay.engines.ray_limits import SharedLimits
+        from assay.engines.ray_tasks import AsyncStageWorker
+        from assay.stage import build_stage
+
+        n = self.teacher_actors
+        teacher = getattr(build_stage(job.name, job.params, job.label), "teacher", None)
+        if n == 1 or teacher is None:
+            return ActorGroup([self._actor(AsyncStageWorker, res, job, cache_root, max_concurrency=64)])
+        total = max(1, int(teacher.max_concurrency))
+        n = min(n, total)  # every actor keeps at least one open request
+        limits = ray.remote(SharedLimits).options(num_cpus=0, max_concurrency=10_000, max_restarts=-1).remote(
+            teacher.rpm, teacher.tpm)
+        shares = [total // n + (1 if k < total % n else 0) for k in range(n)]
+        return ActorGroup([self._actor(AsyncStageWorker, res, job, cache_root, (limits, share), max_concurrency=64)
+                           for share in shares], helpers=[limits])
 
     def retire(self, group: ActorGroup) -> None:
         group.close()

@@ -166,9 +166,12 @@ class AsyncStageWorker:
     """One asyncio actor per I/O-bound stage (teacher, judge): every shard in flight shares the
     stage's one client, so its concurrency, rate limits and request coalescing are global."""
 
-    def __init__(self, run_id: str, sink: str | None, job: StageJob, cache_root: str | None = None):
+    def __init__(self, run_id: str, sink: str | None, job: StageJob, cache_root: str | None = None,
+                 limits: tuple[Any, int] | None = None):
         enter_run(run_id)
         self.run_id, self.sink, self.job = run_id, sink, job
+        self.limits = limits  # (SharedLimits actor, this actor's share of the concurrency), or None
+        self._limited: set[int] = set()
         self.started = started_stages([job])
         self.cache: Any = None
         if cache_root is not None:
@@ -187,6 +190,7 @@ class AsyncStageWorker:
         job = task.jobs[0]
         stage = live_stage(job)
         self._attach_cache(stage)
+        self._attach_limits(stage)
         out = StageShard(stage, job, task.shard)
         report = Reporter(self.sink)
         try:
@@ -198,6 +202,25 @@ class AsyncStageWorker:
             report.flush()
         out.commit(task.upstream)
         return task.shard
+
+    def _attach_limits(self, stage: Stage) -> None:
+        """With several actors per stage: this client's share of the concurrency, and the shared
+        rate limits instead of its own."""
+        from assay.errors import ConfigError
+        from assay.teacher.llm import LLMStage
+
+        if self.limits is None or not isinstance(stage, LLMStage):
+            return
+        try:
+            client = stage.client()
+        except ConfigError:  # no endpoint: the stage reports it if it ever needs one
+            return
+        if id(client) not in self._limited:
+            from assay.engines.ray_limits import RemoteLimits
+
+            client.limits = RemoteLimits(self.limits[0])
+            client.concurrency = self.limits[1]
+            self._limited.add(id(client))
 
     def pid(self) -> int:
         return os.getpid()

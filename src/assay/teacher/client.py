@@ -32,7 +32,7 @@ from assay.errors import AssayError
 from assay.teacher.cache import RequestCache, request_key
 from assay.teacher.completion import Completion, MalformedResponse, normalise
 from assay.teacher.config import TeacherConfig
-from assay.teacher.limits import Pause, TokenBucket
+from assay.teacher.limits import Limits
 from assay.teacher.stats import ClientStats
 
 LANE_SIZE = 8
@@ -94,9 +94,8 @@ class TeacherClient:
         self._lanes: list[Any] = []
         self._slots: asyncio.Queue[int] | None = None
         self._inflight: dict[str, asyncio.Future[Completion | Failure]] = {}
-        self._rpm = TokenBucket(cfg.rpm) if cfg.rpm else None
-        self._tpm = TokenBucket(cfg.tpm) if cfg.tpm else None
-        self._pause = Pause()
+        self.limits: Any = Limits(cfg.rpm, cfg.tpm)  # or a share of limits held elsewhere (Ray)
+        self.concurrency = cfg.max_concurrency  # requests open at once (this client's share)
         self._down = 0  # consecutive failed requests
         self._ever_answered = False
 
@@ -175,7 +174,7 @@ class TeacherClient:
                 delay = self._backoff(attempt)
                 if exc.wait is not None:  # the server said when: honour it (up to one request's timeout)
                     delay = min(max(exc.wait, 0.0), cfg.timeout)
-                    self._pause.hold(delay)
+                    self.limits.hold(delay)
                 await asyncio.sleep(delay)
                 continue
             self._down = 0
@@ -205,15 +204,11 @@ class TeacherClient:
     async def _send(self, body: dict[str, Any], tokens: float) -> tuple[Completion, float]:
         import openai
 
-        await self._pause.wait()
-        if self._rpm is not None:
-            await self._rpm.acquire(1)
-        if self._tpm is not None:
-            await self._tpm.acquire(tokens)
+        await self.limits.admit(tokens)
         slots = self._slots or self._open()
         lane = await slots.get()
         try:
-            await self._pause.wait()
+            await self.limits.wait()
             self.stats.sent += 1
             started = time.perf_counter()
             try:
@@ -238,8 +233,8 @@ class TeacherClient:
         st.completion_tokens += usage["completion_tokens"]
         st.cost_usd += self._cost(completion)
         st.observe_latency(latency)
-        if self._tpm is not None and (usage["prompt_tokens"] or usage["completion_tokens"]):
-            self._tpm.adjust(tokens - usage["prompt_tokens"] - usage["completion_tokens"])
+        if usage["prompt_tokens"] or usage["completion_tokens"]:
+            self.limits.settle(tokens - usage["prompt_tokens"] - usage["completion_tokens"])
         return completion, latency
 
     def _status_error(self, exc: Any) -> _Attempt:
@@ -263,7 +258,7 @@ class TeacherClient:
 
         if not isinstance(self._endpoint, str):
             self.base_url = self._endpoint().rstrip("/")
-        n = self.cfg.max_concurrency
+        n = max(1, self.concurrency)
         per_lane = min(LANE_SIZE, n)
         lanes = math.ceil(n / per_lane)
         timeout = httpx2.Timeout(self.cfg.timeout, connect=min(self.cfg.timeout, 30.0))

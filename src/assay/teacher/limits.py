@@ -1,4 +1,5 @@
-"""Request-rate and token-rate limits shared by every request of a stage (one event loop)."""
+"""Request-rate and token-rate limits shared by every request of a stage (one event loop, or
+several Ray actors through assay.engines.ray_limits)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,37 @@ class TokenBucket:
         """Give back (positive) or take (negative) units once the true cost is known."""
         self._refill()
         self.level = min(self.capacity, self.level + delta)
+
+
+class Limits:
+    """A stage's request limits in one event loop: the request-rate and token-rate buckets and the
+    Retry-After pause. On Ray, several actors may share one set (assay.engines.ray_limits)."""
+
+    shared = False
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None):
+        self.rpm = TokenBucket(rpm) if rpm else None
+        self.tpm = TokenBucket(tpm) if tpm else None
+        self.pause = Pause()
+
+    async def admit(self, tokens: float) -> None:
+        """Wait until one more request of about `tokens` tokens may go."""
+        await self.pause.wait()
+        if self.rpm is not None:
+            await self.rpm.acquire(1)
+        if self.tpm is not None:
+            await self.tpm.acquire(tokens)
+
+    async def wait(self) -> None:
+        await self.pause.wait()
+
+    def hold(self, seconds: float) -> None:
+        self.pause.hold(seconds)
+
+    def settle(self, delta: float) -> None:
+        """Tokens estimated minus tokens used, once an answer says how many it used."""
+        if self.tpm is not None and delta:
+            self.tpm.adjust(delta)
 
 
 class Pause:
