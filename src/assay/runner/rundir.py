@@ -221,6 +221,17 @@ class StageDir:
         if self.remote is not None:
             self.remote.put(path)
 
+    def readable(self, i: int, part: Path, token: str | None = None) -> Path | Any:
+        """One of shard i's files to read once: the local file when this machine's copy of the shard
+        is current, else an opener of the store's object (nothing is downloaded to disk)."""
+        if self.remote is None:
+            return part
+        local = self.local_token(i)
+        if local is not None and local == (token or orjson.loads(self._marker_bytes(i)).get("token")):
+            return part
+        remote = self.remote
+        return lambda: remote.fs.open(remote.key(part), "rb")
+
     def has_file(self, path: Path) -> bool:
         return self.remote.exists(path) if self.remote is not None else path.exists()
 
@@ -412,12 +423,15 @@ class RunDir:
                 read: StageDir, stats: dict[str, Any], output_format: str = "jsonl",
                 tokens: dict[str, dict[int, str | None]] | None = None) -> None:
         """(Re)build output/, rejected/, invalid/ and stats.json from the stage folders; idempotent.
-        On an object store, shards written elsewhere are downloaded first and the results uploaded;
-        stats.json goes last (its presence says the outputs are whole)."""
+        On an object store, the shards of the last and read stages written elsewhere are downloaded
+        (the output, and the report's before/after), other stages' rejected items are read from the
+        store without their shards, and the results uploaded; stats.json goes last (its presence says
+        the outputs are whole)."""
+        tokens = tokens or {}
         if self.remote is not None:
             self.remote.rm(self.path / "stats.json")
-            for sd in {id(s): s for s in [last, read] + [s for _, s in rejected_from]}.values():
-                known = (tokens or {}).get(str(sd.path), {})
+            for sd in {id(s): s for s in (last, read)}.values():
+                known = tokens.get(str(sd.path), {})
                 for i in shards:
                     sd.fetch(i, known.get(i))
         out = self.path / "output"
@@ -446,7 +460,8 @@ class RunDir:
         shutil.rmtree(rej, ignore_errors=True)
         rej.mkdir()
         for name, sd in rejected_from:
-            _concat([sd.rejected(i) for i in shards], rej / f"{name}.jsonl")
+            known = tokens.get(str(sd.path), {})
+            _concat([sd.readable(i, sd.rejected(i), known.get(i)) for i in shards], rej / f"{name}.jsonl")
         shutil.rmtree(self.path / "rejected", ignore_errors=True)
         os.replace(rej, self.path / "rejected")
 
@@ -465,11 +480,19 @@ def local_run(location: str | os.PathLike[str]) -> Path:
     return rd.path
 
 
-def _concat(parts: list[Path], dst: Path) -> None:
+def _concat(parts: list[Path | Any], dst: Path) -> None:
+    """Join files (local paths, or openers of objects in the store) into `dst`."""
     tmp = f"{dst}.tmp"
     with open(tmp, "wb") as out:
         for part in parts:
-            if part.exists():
-                with open(part, "rb") as f:
+            if isinstance(part, Path):
+                if part.exists():
+                    with open(part, "rb") as f:
+                        shutil.copyfileobj(f, out, 1 << 20)
+                continue
+            try:
+                with part() as f:
                     shutil.copyfileobj(f, out, 1 << 20)
+            except FileNotFoundError:
+                pass
     os.replace(tmp, dst)
