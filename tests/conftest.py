@@ -44,6 +44,18 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+TIMING = {"seconds", "wall_seconds", "records_per_s"}
+
+
+def strip_timing(obj: Any) -> Any:
+    """Stats without what changes from run to run (durations and rates)."""
+    if isinstance(obj, dict):
+        return {k: strip_timing(v) for k, v in obj.items() if k not in TIMING}
+    if isinstance(obj, list):
+        return [strip_timing(v) for v in obj]
+    return obj
+
+
 def read_output(run_dir: Path) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for part in sorted((run_dir / "output").glob("part-*.jsonl")):

@@ -19,17 +19,7 @@ from assay.config import load_config
 from assay.errors import AssayError
 from assay.runner.pipeline import Runner
 from assay.runner.remote import RemoteRun, mirror_path
-from conftest import assay, read_jsonl, write_jsonl
-
-TIMING = {"seconds", "wall_seconds", "records_per_s"}
-
-
-def strip_timing(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: strip_timing(v) for k, v in obj.items() if k not in TIMING}
-    if isinstance(obj, list):
-        return [strip_timing(v) for v in obj]
-    return obj
+from conftest import assay, read_jsonl, strip_timing, write_jsonl
 
 
 def store(url: str) -> Any:

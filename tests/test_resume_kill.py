@@ -12,17 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import read_jsonl, read_output, write_jsonl
-
-TIMING = {"seconds", "wall_seconds", "records_per_s"}
-
-
-def strip_timing(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: strip_timing(v) for k, v in obj.items() if k not in TIMING}
-    if isinstance(obj, list):
-        return [strip_timing(v) for v in obj]
-    return obj
+from conftest import read_jsonl, read_output, strip_timing, write_jsonl
 
 
 def snapshot(run_dir: Path) -> dict[str, Any]:
