@@ -8,10 +8,9 @@ Here each shard's partial goes to the object store once and, for each quota in o
 2. sample: for the groups that must shrink, every shard sends its k best (rank, position) per
    group; the driver keeps the k best overall, and the k-th is the group's bound;
 
-a candidate survives a quota when its (rank, position) is within its group's bound. A last pass
-lists, per shard, the candidates that fell and the first quota that dropped them. The driver
+a candidate survives a quota when its (rank, position) is within its group's bound. The driver
 holds counts, bounds and at most k keys per group and shard, never the whole candidate list; the
-state (what was dropped, and the groups' counts) is exactly the local one.
+state (bounds, reasons and the groups' counts) is exactly the local one.
 """
 
 from __future__ import annotations
@@ -21,43 +20,20 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-KEEP_ALL = None  # a group that keeps every candidate
-DROP_ALL = False  # a group that keeps none (k = 0)
-Bounds = list[dict[str, Any]]  # per quota: group -> KEEP_ALL, DROP_ALL or the last kept (rank, position)
-
-
-def _survives(cand: Any, bounds: Bounds) -> int | None:
-    """None when the candidate passes every quota in `bounds`, else the index of the first it fails."""
-    rank, pos, groups = cand
-    for q, per_group in enumerate(bounds):
-        bound = per_group.get(groups[q], KEEP_ALL)
-        if bound is KEEP_ALL:
-            continue
-        if bound is DROP_ALL or (rank, pos) > bound:
-            return q
-    return None
+from assay.select.quota import DROP_ALL, Bounds, Reasons, drop_reason, survives
 
 
 def count_groups(partial: Any, q: int, bounds: Bounds) -> Counter[str]:
-    return Counter(c[2][q] for c in partial.candidates if _survives(c, bounds) is None)
+    return Counter(c[2][q] for c in partial.candidates if survives(c, bounds) is None)
 
 
 def best_of_groups(partial: Any, q: int, bounds: Bounds, keep: dict[str, int]) -> dict[str, list[Any]]:
     by_group: dict[str, list[Any]] = {}
     for c in partial.candidates:
         g = c[2][q]
-        if g in keep and _survives(c, bounds) is None:
+        if g in keep and survives(c, bounds) is None:
             by_group.setdefault(g, []).append((c[0], c[1]))
     return {g: heapq.nsmallest(keep[g], keys) for g, keys in by_group.items()}
-
-
-def dropped_of(partial: Any, bounds: Bounds, reasons: list[dict[str, tuple[str, str]]]) -> dict[Any, tuple[str, str]]:
-    out = {}
-    for c in partial.candidates:
-        q = _survives(c, bounds)
-        if q is not None:
-            out[c[1]] = reasons[q][c[2][q]]
-    return out
 
 
 def distributed_select_merge(stage: Any, partials: Iterable[Any]) -> Any:
@@ -66,16 +42,12 @@ def distributed_select_merge(stage: Any, partials: Iterable[Any]) -> Any:
 
     from assay.select.select import SelectState
 
-    state = SelectState()
-    refs = []
-    for part in partials:  # one partial in the driver at a time
-        for pos, rule in part.failed.items():
-            state.dropped[pos] = ("rule", f"rule failed: {rule}")
-        refs.append(ray.put(part))
+    refs = [ray.put(part) for part in partials]  # one partial in the driver at a time
     count = ray.remote(count_groups).options(max_retries=3)
     best = ray.remote(best_of_groups).options(max_retries=3)
-    bounds: Bounds = []
-    reasons: list[dict[str, tuple[str, str]]] = []
+    state = SelectState(bounds=[])
+    bounds: Bounds = state.bounds  # type: ignore[assignment]
+    reasons: Reasons = state.reasons
     for q, quota in enumerate(stage.quotas):
         counts: Counter[str] = Counter()
         for c in ray.get([count.remote(ref, q, bounds) for ref in refs]):
@@ -89,12 +61,7 @@ def distributed_select_merge(stage: Any, partials: Iterable[Any]) -> Any:
                 for g, keys in found.items():
                     merged.setdefault(g, []).extend(keys)
             kth = {g: heapq.nsmallest(shrink[g], keys)[-1] for g, keys in merged.items()}
-        bounds.append({g: DROP_ALL if k == 0 else kth.get(g, KEEP_ALL) for g, k in keep.items()})
-        reasons.append({g: (f"quota {quota.by}", f"quota by {quota.by}: group {g!r} keeps {keep[g]} of {n} "
-                                                 f"({quota.limit(g).describe()})") for g, n in counts.items()})
+        bounds.append({g: DROP_ALL if k == 0 else kth[g] for g, k in keep.items() if k < counts[g]})
+        reasons.append({g: drop_reason(quota, g, k, counts[g]) for g, k in keep.items() if k < counts[g]})
         state.quota_groups.append(dict(sorted({g: {"in": n, "kept": keep[g]} for g, n in counts.items()}.items())))
-    if stage.quotas:
-        drops = ray.remote(dropped_of).options(max_retries=3)
-        for found in ray.get([drops.remote(ref, bounds, reasons) for ref in refs]):
-            state.dropped.update(found)
     return state

@@ -142,30 +142,67 @@ def unit_rank(seed: int, key: str) -> int:
 Candidate = tuple[tuple[Any, ...], Any, list[str]]  # (rank, position, group key per quota)
 
 
+KEEP_ALL = None  # a group that keeps every candidate (groups not named in a quota's bounds)
+DROP_ALL = False  # a group that keeps none (k = 0)
+Bounds = list[dict[str, Any]]  # per quota: group -> DROP_ALL, or the last kept (rank, position)
+Reasons = list[dict[str, tuple[str, str]]]  # per quota: group -> (code, reason) of what it drops
+
+
+def survives(cand: Candidate, bounds: Bounds) -> int | None:
+    """None when a candidate passes every quota, else the index of the first that drops it: in
+    each group the candidates with the smallest (rank, position) are kept, up to the bound."""
+    rank, pos, groups = cand
+    for q, per_group in enumerate(bounds):
+        bound = per_group.get(groups[q], KEEP_ALL)
+        if bound is KEEP_ALL:
+            continue
+        if bound is DROP_ALL or (rank, pos) > bound:
+            return q
+    return None
+
+
+def drop_reason(quota: Quota, group: str, kept: int, of: int) -> tuple[str, str]:
+    return (f"quota {quota.by}", f"quota by {quota.by}: group {group!r} keeps {kept} of {of} "
+                                 f"({quota.limit(group).describe()})")
+
+
 def apply_quotas(quotas: list[Quota], candidates: list[Candidate]) -> tuple[dict[Any, tuple[str, str]],
                                                                              list[dict[str, dict[str, int]]]]:
     """Apply quotas in order, each to the survivors of the previous ones.
 
     Returns (dropped position -> (code, reason), per quota {group: {"in": n, "kept": k}})."""
+    bounds, reasons, summary = quota_bounds(quotas, candidates)
     dropped: dict[Any, tuple[str, str]] = {}
+    for cand in candidates:
+        q = survives(cand, bounds)
+        if q is not None:
+            dropped[cand[1]] = reasons[q][cand[2][q]]
+    return dropped, summary
+
+
+def quota_bounds(quotas: list[Quota], candidates: list[Candidate]) -> tuple[Bounds, Reasons,
+                                                                            list[dict[str, dict[str, int]]]]:
+    """What the quotas keep, as bounds per group (O(groups), whatever the number of records):
+    (bounds, reasons, per quota {group: {"in": n, "kept": k}})."""
+    bounds: Bounds = []
+    reasons: Reasons = []
     summary: list[dict[str, dict[str, int]]] = []
-    alive = sorted(candidates, key=lambda c: c[0])
+    alive = sorted(candidates, key=lambda c: (c[0], c[1]))
     for qi, quota in enumerate(quotas):
         groups: dict[str, list[Candidate]] = defaultdict(list)
         for cand in alive:
-            groups[cand[2][qi]].append(cand)  # stays in rank order
-        survivors: set[Any] = set()
+            groups[cand[2][qi]].append(cand)  # stays in (rank, position) order
         counts: dict[str, dict[str, int]] = {}
+        per_group: dict[str, Any] = {}
+        why: dict[str, tuple[str, str]] = {}
         for name, members in groups.items():
-            limit = quota.limit(name)
-            k = limit.keep(len(members))
+            k = quota.limit(name).keep(len(members))
             counts[name] = {"in": len(members), "kept": k}
-            for cand in members[:k]:
-                survivors.add(cand[1])
-            for cand in members[k:]:
-                dropped[cand[1]] = (f"quota {quota.by}",
-                                    f"quota by {quota.by}: group {name!r} keeps {k} of {len(members)} "
-                                    f"({limit.describe()})")
+            if k < len(members):
+                per_group[name] = DROP_ALL if k == 0 else (members[k - 1][0], members[k - 1][1])
+                why[name] = drop_reason(quota, name, k, len(members))
+        bounds.append(per_group)
+        reasons.append(why)
         summary.append(dict(sorted(counts.items())))
-        alive = [c for c in alive if c[1] in survivors]
-    return dropped, summary
+        alive = [c for c in alive if survives(c, bounds) is None]
+    return bounds, reasons, summary

@@ -12,7 +12,7 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from assay.expr import compile_expr
 from assay.record import Record, Verdict, checks_of, has_reference
-from assay.select.quota import Candidate, Quota, apply_quotas, unit_rank
+from assay.select.quota import Bounds, Candidate, Quota, Reasons, quota_bounds, survives, unit_rank
 from assay.stage import Execution, GlobalStage, stage
 
 
@@ -38,15 +38,18 @@ def _compiled(source: str) -> str:
 
 @dataclass
 class Partial:
-    """What one shard contributes to the index: rule failures and quota candidates."""
+    """What one shard contributes to the index: the quota candidates (records that pass the rules)."""
 
-    failed: dict[tuple[int, int], str] = field(default_factory=dict)
     candidates: list[Candidate] = field(default_factory=list)
 
 
 @dataclass
 class SelectState:
-    dropped: dict[tuple[int, int], tuple[str, str]] = field(default_factory=dict)
+    """What the decide pass needs: per quota and group, the last kept (rank, position), so its size
+    is O(groups) whatever the number of records; rules are checked again on each record."""
+
+    bounds: Bounds | None = None  # None: the streaming form (rules and routes only)
+    reasons: Reasons = field(default_factory=list)
     quota_groups: list[dict[str, dict[str, int]]] = field(default_factory=list)
     failed_rule: str | None = None  # streaming form: the record at hand failed this rule
 
@@ -146,28 +149,20 @@ class Select(GlobalStage):
 
     def index_shard(self, records: Iterable[Record]) -> Partial:
         part = Partial()
-        if not self.rules and not self.quotas:
-            return part  # routing only: nothing to count
+        if not self.quotas:
+            return part  # rules and routes are decided record by record
         seed = self._seed()
         for rec in records:
-            rule = self.failed_rule(rec)
-            if rule is not None:
-                part.failed[self.position] = rule
-            elif self.quotas:
+            if self.failed_rule(rec) is None:
                 part.candidates.append((self._rank(rec, seed), self.position, [q.key(rec) for q in self.quotas]))
         return part
 
     def merge(self, partials: list[Partial]) -> SelectState:
-        state = SelectState()
         candidates: list[Candidate] = []
         for part in partials:
-            for pos, rule in part.failed.items():
-                state.dropped[pos] = ("rule", f"rule failed: {rule}")
             candidates.extend(part.candidates)
-        if self.quotas:
-            dropped, state.quota_groups = apply_quotas(self.quotas, candidates)
-            state.dropped.update(dropped)
-        return state
+        bounds, reasons, groups = quota_bounds(self.quotas, candidates)
+        return SelectState(bounds=bounds, reasons=reasons, quota_groups=groups)
 
     # ---- decide -----------------------------------------------------------------------------
     def route(self, record: Record) -> str | None:
@@ -186,7 +181,12 @@ class Select(GlobalStage):
             routes[branch] = routes.get(branch, 0) + 1
         if not self.check_names():
             return None
-        hit = ("rule", f"rule failed: {state.failed_rule}") if state.failed_rule else state.dropped.get(self.position)
+        rule = state.failed_rule if state.bounds is None else self.failed_rule(record)
+        hit: tuple[str, str] | None = ("rule", f"rule failed: {rule}") if rule else None
+        if hit is None and state.bounds:  # the same candidate the index pass saw, against the bounds
+            cand = (self._rank(record, self._seed()), self.position, [q.key(record) for q in self.quotas])
+            q = survives(cand, state.bounds)
+            hit = state.reasons[q][cand[2][q]] if q is not None else None
         if hit is None:
             self._count("kept")
             return Verdict(True, 1.0, "selected")
