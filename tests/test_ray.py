@@ -456,11 +456,13 @@ def test_shared_limits_hold_actors_to_one_token_rate(cluster: str) -> None:
         return time.monotonic() - t0
 
     def limiter() -> Any:  # 60,000 tokens a minute: 1,000 a second, a full minute's burst to start with
-        return ray.remote(SharedLimits).options(num_cpus=0, max_concurrency=100).remote(None, 60_000)
+        handle = ray.remote(SharedLimits).options(num_cpus=0, max_concurrency=100).remote(None, 60_000)
+        ray.get(handle.ping.remote())  # started: its start-up must not count as waiting
+        return handle
 
     alone = ray.get(client.remote(limiter(), 3, 7000))
-    assert alone < 1.5  # 21,000 tokens: within the burst
+    assert alone < 2.0  # 21,000 tokens: within the burst
     shared = limiter()
     t0 = time.monotonic()
     ray.get([client.remote(shared, 3, 7000) for _ in range(3)])
-    assert time.monotonic() - t0 >= 2.5  # 63,000 tokens: 3,000 over the burst, at 1,000 a second
+    assert time.monotonic() - t0 >= 2.8  # 63,000 tokens: 3,000 over the burst, at 1,000 a second
