@@ -75,6 +75,12 @@ def test_a_run_directory_in_a_bucket_that_does_not_exist_is_one_sentence(tmp_pat
                  cwd=tmp_path, check=False, env={"ASSAY_RUN_MIRROR": str(tmp_path / "mirrors")})
     assert proc.returncode == 2 and "s3://no-such-bucket-here/run" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+    # no credentials at all
+    proc = assay("run", str(REPO / "examples" / "quickstart.yaml"), "--out", "s3://some-bucket/run", cwd=tmp_path,
+                 check=False, env={"ASSAY_RUN_MIRROR": str(tmp_path / "mirrors"), "AWS_ACCESS_KEY_ID": "",
+                                   "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                                   "AWS_CONFIG_FILE": str(tmp_path / "none")})
+    assert proc.returncode == 2 and "Credentials" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_stages_and_sources_listings() -> None:

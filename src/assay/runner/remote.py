@@ -13,19 +13,22 @@ Object stores have no rename and no lock, so a remote run directory works like t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from assay.errors import AssayError
 
+T = TypeVar("T")
 LEASE = ".lease.json"
 LEASE_SECONDS = float(os.environ.get("ASSAY_LEASE_SECONDS", "90"))  # a lease not renewed this long is free
 READ_ONLY = ("http", "https")
@@ -38,6 +41,29 @@ def mirror_path(url: str) -> Path:
     root = Path(os.environ.get("ASSAY_RUN_MIRROR") or Path.home() / ".cache" / "assay" / "runs")
     name = url.rstrip("/").rsplit("/", 1)[-1] or "run"
     return root / f"{hashlib.sha256(url.rstrip('/').encode()).hexdigest()[:12]}-{name}"
+
+
+class StoreError(AssayError):
+    """The object store refused an operation (credentials, permissions, network)."""
+
+
+def _store_op(fn: Callable[..., T]) -> Callable[..., T]:
+    """Turn a backend's exception into one sentence naming the operation and the object;
+    FileNotFoundError stays (callers use it to mean 'not there')."""
+
+    @functools.wraps(fn)
+    def wrapper(self: RemoteRun, *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(self, *args, **kwargs)
+        except (FileNotFoundError, AssayError):
+            raise
+        except Exception as exc:
+            what = args[0] if args else ""
+            where = self.key(what) if isinstance(what, Path) else self.url
+            raise StoreError(f"the object store refused {fn.__name__} of {self.url.split('://')[0]}://{where}: "
+                             f"{type(exc).__name__}: {exc}") from None
+
+    return wrapper
 
 
 class RemoteRun:
@@ -102,10 +128,12 @@ class RemoteRun:
         return self.root if rel == "." else f"{self.root}/{rel}"
 
     # ---- whole objects ------------------------------------------------------------------------
+    @_store_op
     def cat(self, path: Path) -> bytes:
         """The object's bytes; FileNotFoundError when there is none."""
         return self.fs.cat_file(self.key(path))
 
+    @_store_op
     def cat_many(self, paths: list[Path]) -> dict[Path, bytes | None]:
         """Several objects at once (concurrent requests where the backend can); None when missing."""
         if not paths:
@@ -125,9 +153,11 @@ class RemoteRun:
                 out[p] = v
         return out
 
+    @_store_op
     def put(self, path: Path) -> None:
         self.fs.put_file(str(path), self.key(path))
 
+    @_store_op
     def put_many(self, paths: list[Path]) -> None:
         """Upload several files (concurrently where the backend can)."""
         if len(paths) == 1:
@@ -135,9 +165,11 @@ class RemoteRun:
         elif paths:
             self.fs.put([str(p) for p in paths], [self.key(p) for p in paths])
 
+    @_store_op
     def pipe(self, path: Path, data: bytes) -> None:
         self.fs.pipe_file(self.key(path), data)
 
+    @_store_op
     def get(self, path: Path) -> bool:
         """Download the object to its local path (whole, then renamed); False when there is none."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,6 +182,7 @@ class RemoteRun:
         os.replace(tmp, path)
         return True
 
+    @_store_op
     def exists(self, path: Path) -> bool:
         try:
             self.fs.info(self.key(path))
@@ -157,6 +190,7 @@ class RemoteRun:
             return False
         return True
 
+    @_store_op
     def kind(self, path: Path) -> str | None:
         """'file', 'directory' (a prefix holding objects), or None when there is nothing."""
         try:
@@ -164,6 +198,7 @@ class RemoteRun:
         except FileNotFoundError:
             return None
 
+    @_store_op
     def rm(self, path: Path, recursive: bool = False) -> None:
         key = self.key(path)
         try:
@@ -180,6 +215,7 @@ class RemoteRun:
         except FileNotFoundError:
             pass
 
+    @_store_op
     def names(self, path: Path) -> list[str]:
         """Names directly under a folder (files and sub-folders); [] when there is none."""
         key = self.key(path)
@@ -190,11 +226,18 @@ class RemoteRun:
         prefix = key.rstrip("/") + "/"
         return sorted({e.rstrip("/")[len(prefix):].split("/", 1)[0] for e in entries if e.startswith(prefix)} - {""})
 
+    @_store_op
     def put_tree(self, folder: Path) -> None:
         """Upload every file under a local folder (replacing what the store held there)."""
         self.rm(folder, recursive=True)
         self.put_many([f for f in sorted(folder.rglob("*")) if f.is_file() and ".tmp" not in f.name])
 
+    @_store_op
+    def open(self, path: Path) -> Any:
+        """The object, opened for reading (streamed, not downloaded)."""
+        return self.fs.open(self.key(path), "rb")
+
+    @_store_op
     def get_tree(self, folder: Path) -> None:
         """Download every object under `folder` into the local copy (concurrently where it can)."""
         key = self.key(folder)

@@ -230,7 +230,7 @@ class StageDir:
         if local is not None and local == (token or orjson.loads(self._marker_bytes(i)).get("token")):
             return part
         remote = self.remote
-        return lambda: remote.fs.open(remote.key(part), "rb")
+        return lambda: remote.open(part)
 
     def has_file(self, path: Path) -> bool:
         return self.remote.exists(path) if self.remote is not None else path.exists()
@@ -276,7 +276,10 @@ class RunDir:
     def open(self, *, fresh: bool, config_text: str) -> None:
         try:
             self._open(fresh=fresh, config_text=config_text)
-        except OSError as exc:  # an object store that refuses (no bucket, no credentials, offline)
+        except AssayError:
+            self.close()
+            raise
+        except Exception as exc:  # an object store that refuses (no bucket, no credentials, offline)
             self.close()
             if self.remote is None:
                 raise
