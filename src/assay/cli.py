@@ -126,9 +126,7 @@ def _engine(name: str, address: str | None, workers: int | None, hub: Any) -> An
 def print_summary(stats: dict[str, Any], local: Path, location: str | None = None) -> None:
     """The funnel table and where the results are (`location`: the run directory as named, a URL
     for a run on an object store; `local`: this machine's folder)."""
-    run_dir: Any = Path(location) if location and not is_remote(location) else local
-    if location and is_remote(location):
-        run_dir = _Url(location)
+    run_dir: Any = _Url(location) if location and is_remote(location) else Path(location or local)
     table = Table(title=f"assay run: {stats['pipeline']}", title_justify="left")
     for col in ("stage", "in", "out", "rejected", "resp in", "resp out", "top reason", "time"):
         table.add_column(col, justify="left" if col in ("stage", "top reason") else "right",

@@ -108,7 +108,12 @@ class PipelineConfig(BaseModel):
         return stages
 
     def resolved_cache_dir(self) -> Path:
-        return Path(self.cache_dir or os.environ.get("ASSAY_CACHE_DIR") or Path.home() / ".cache" / "assay")
+        return Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+
+
+def default_cache_dir() -> Path:
+    """This machine's cache folder: $ASSAY_CACHE_DIR, else ~/.cache/assay."""
+    return Path(os.environ.get("ASSAY_CACHE_DIR") or Path.home() / ".cache" / "assay")
 
 
 def normalise_stage_entry(entry: Any, i: int) -> dict[str, Any]:

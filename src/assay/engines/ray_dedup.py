@@ -248,7 +248,7 @@ def _spilled_merge(stage: Any, partials: Iterable[Any], pairs: Any) -> Any:
     from assay.dedup.spill import Parts, Spill
 
     spill = Spill(stage._merge_dir())
-    store = getattr(stage._ctx, "store", None) if stage._ctx is not None else None
+    store = getattr(stage._ctx, "store", None)
     try:
         for part in partials:
             spill.append_ids(part.ids)

@@ -16,23 +16,8 @@ from typing import Any
 from assay.teacher.limits import Limits
 
 
-class SharedLimits:
-    """The Ray actor (async, so waiting requests do not hold a thread each)."""
-
-    def __init__(self, rpm: float | None, tpm: float | None):
-        self.limits = Limits(rpm, tpm)
-
-    async def admit(self, tokens: float) -> None:
-        await self.limits.admit(tokens)
-
-    async def wait(self) -> None:
-        await self.limits.wait()
-
-    def hold(self, seconds: float) -> None:
-        self.limits.hold(seconds)
-
-    def settle(self, delta: float) -> None:
-        self.limits.settle(delta)
+class SharedLimits(Limits):
+    """The stage's Limits as a Ray actor (async, so waiting requests do not hold a thread each)."""
 
     def ping(self) -> bool:
         return True

@@ -11,13 +11,12 @@ directory (`inputs/`), which every node sees, before reading starts.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 from typing import Any
 
-from assay.config import PipelineConfig
+from assay.config import PipelineConfig, default_cache_dir
 from assay.engines.shared_cache import merge_segments
 from assay.engines.storage import is_url, plain_path
 from assay.runner.pipeline import Planned, Runner, RunResult
@@ -44,8 +43,7 @@ class RayRunner(Runner):
             local = plain_path(raw)
             # an object store holds only the teacher's answers (segments); the other caches
             # (embeddings, verdicts) are SQLite files: they stay on each node's own disk
-            self.cache_dir = Path(local) if local is not None else Path(
-                os.environ.get("ASSAY_CACHE_DIR") or Path.home() / ".cache" / "assay")
+            self.cache_dir = Path(local) if local is not None else default_cache_dir()
 
     @property
     def request_cache_root(self) -> str:

@@ -166,10 +166,11 @@ class Runner:
             from assay.runner.shard import teardown_all
 
             teardown_all()
-        stats = self.collect_stats(read_dir, planned, done, time.perf_counter() - started)
+        # every stage's final markers, read once (on an object store each is a request)
+        markers = {str(sd.path): sd.read_markers(done) for sd in [read_dir] + [p.dir for p in planned]}
+        stats = self.collect_stats(read_dir, planned, markers, time.perf_counter() - started)
         last = planned[-1].dir if planned else read_dir
-        tokens = {str(sd.path): {i: m.get("token") for i, m in self._markers(sd, done).items()}
-                  for sd in [read_dir] + [p.dir for p in planned]}
+        tokens = {path: {i: m.get("token") for i, m in ms.items()} for path, ms in markers.items()}
         self.rd.publish(last, done, [(p.dir.path.name, p.dir) for p in planned], read_dir, stats,
                         self.cfg.output.format, tokens)
         if self.cfg.export is not None:
@@ -270,8 +271,8 @@ class Runner:
                 p.dir.drop_marker(i)
             # named anew each time: a worker that holds an older state never mistakes it for this one
             state_path = p.dir.path / f"state-{uuid.uuid4().hex[:12]}.pkl"
-            for old in p.dir.path.glob("state*.pkl"):
-                old.unlink(missing_ok=True)
+            for old in {*p.dir.path.glob("state*.pkl"), *([p.dir.path / flag["state"]] if flag.get("state") else [])}:
+                p.dir.drop_file(old)  # earlier states, here and in the store
             with open(f"{state_path}.tmp", "wb") as f:
                 pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
             Path(f"{state_path}.tmp").replace(state_path)
@@ -340,24 +341,17 @@ class Runner:
                 loop.close()
 
     # ---- stats ----------------------------------------------------------------------------
-    def _markers(self, sd: StageDir, shards: list[int]) -> dict[int, dict[str, Any]]:
-        """The final markers of a stage (read once: on an object store each is a request)."""
-        memo = self.__dict__.setdefault("_final_markers", {})
-        key = (str(sd.path), tuple(shards))
-        if key not in memo:
-            memo[key] = sd.read_markers(shards)
-        return memo[key]
-
-    def collect_stats(self, read_dir: StageDir, planned: list[Planned], shards: list[int],
+    def collect_stats(self, read_dir: StageDir, planned: list[Planned], markers: dict[str, dict[int, dict[str, Any]]],
                       wall: float) -> dict[str, Any]:
+        """stats.json from every stage's final markers (`markers`: stage folder -> shard -> marker)."""
         def total(sd: StageDir) -> StageStats:
             acc = StageStats()
-            for m in self._markers(sd, shards).values():
+            for m in markers[str(sd.path)].values():
                 acc.add(StageStats.from_dict(m["stats"]))
             return acc
 
         def incomplete(sd: StageDir) -> int:
-            return sum(m.get("incomplete", 0) for m in self._markers(sd, shards).values())
+            return sum(m.get("incomplete", 0) for m in markers[str(sd.path)].values())
 
         read = total(read_dir)
         stages = []
@@ -380,7 +374,7 @@ class Runner:
                       "seconds": round(read.seconds, 4)},
             "stages": stages,
             "output": {"records": last_out, "responses": last_resp},
-            "shards": len(shards),
+            "shards": len(markers[str(read_dir.path)]),
             "workers": self.workers,
             "versions": versions(),
             "wall_seconds": round(wall, 3),

@@ -184,11 +184,7 @@ class RemoteRun:
 
     @_store_op
     def exists(self, path: Path) -> bool:
-        try:
-            self.fs.info(self.key(path))
-        except FileNotFoundError:
-            return False
-        return True
+        return self.kind(path) is not None
 
     @_store_op
     def kind(self, path: Path) -> str | None:

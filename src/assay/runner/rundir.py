@@ -67,14 +67,19 @@ class StageDir:
         self.fp, self.remote = state["fp"], remote
         self._known, self._listed, self._forgotten = {}, False, set()
 
-    def preload(self) -> None:
-        """Read every marker of this stage from the store in one batch."""
+    def preload(self) -> list[int]:
+        """Read every marker of this stage from the store in one batch; the shards that have one."""
         if self.remote is None:
-            return
+            return []
         names = [n for n in self.remote.names(self.path / "done") if n.endswith(".json") and n[:-5].isdigit()]
         got = self.remote.cat_many([self.path / "done" / n for n in names])
         self._known = {int(p.stem): blob for p, blob in got.items()}
         self._listed, self._forgotten = True, set()
+        return sorted(self._known)
+
+    def _must_ask(self, i: int) -> bool:
+        """Whether shard i's marker has to be read from the store (not known, and not known absent)."""
+        return i not in self._known and (not self._listed or i in self._forgotten)
 
     def forget(self, i: int) -> None:
         """Shard i's marker is about to be written by another process: read it from the store next time."""
@@ -83,10 +88,8 @@ class StageDir:
 
     def _marker_bytes(self, i: int) -> bytes:
         assert self.remote is not None
-        if i in self._known:
-            blob = self._known[i]
-        elif self._listed and i not in self._forgotten:
-            blob = None  # not in the listing, and nothing wrote it since
+        if not self._must_ask(i):
+            blob = self._known.get(i)  # None: not in the listing, and nothing wrote it since
         else:
             try:
                 blob = self.remote.cat(self.marker(i))
@@ -126,7 +129,7 @@ class StageDir:
     def read_markers(self, shards: list[int]) -> dict[int, dict[str, Any]]:
         """The markers of several shards at once (one batch of requests on an object store)."""
         if self.remote is not None:
-            unknown = [i for i in shards if i not in self._known and (not self._listed or i in self._forgotten)]
+            unknown = [i for i in shards if self._must_ask(i)]
             got = self.remote.cat_many([self.marker(i) for i in unknown])
             for i in unknown:
                 self._known[i] = got[self.marker(i)]
@@ -175,17 +178,20 @@ class StageDir:
         except (FileNotFoundError, orjson.JSONDecodeError):
             return None
 
+    def current_here(self, i: int, token: str | None = None) -> bool:
+        """Whether this machine's copy of shard i is the one the store's marker names (`token`:
+        that marker's token when the caller knows it, saving the read)."""
+        local = self.local_token(i)
+        if local is None:
+            return False
+        return local == token or local == orjson.loads(self._marker_bytes(i)).get("token")
+
     def fetch(self, i: int, token: str | None = None) -> Path:
         """Shard i's output file on this machine: on an object store, the shard's files are
         downloaded when this machine's copy is not the one the store's marker names."""
-        if self.remote is None:
-            return self.shard(i)
-        local = self.local_token(i)
-        if local is not None and local == token:
+        if self.remote is None or self.current_here(i, token):
             return self.shard(i)
         blob = self._marker_bytes(i)
-        if local is not None and orjson.loads(blob).get("token") == local:
-            return self.shard(i)
         self.begin(i)
         for part in self.parts(i):
             if not self.remote.get(part):
@@ -224,13 +230,16 @@ class StageDir:
     def readable(self, i: int, part: Path, token: str | None = None) -> Path | Any:
         """One of shard i's files to read once: the local file when this machine's copy of the shard
         is current, else an opener of the store's object (nothing is downloaded to disk)."""
-        if self.remote is None:
-            return part
-        local = self.local_token(i)
-        if local is not None and local == (token or orjson.loads(self._marker_bytes(i)).get("token")):
+        if self.remote is None or self.current_here(i, token):
             return part
         remote = self.remote
         return lambda: remote.open(part)
+
+    def drop_file(self, path: Path) -> None:
+        """A file of this stage's folder that is no longer needed, here and in the store."""
+        path.unlink(missing_ok=True)
+        if self.remote is not None:
+            self.remote.rm(path)
 
     def has_file(self, path: Path) -> bool:
         return self.remote.exists(path) if self.remote is not None else path.exists()
@@ -266,7 +275,9 @@ class RunDir:
             self.remote = RemoteRun(text)
             self.path = self.remote.local
         else:
-            self.path = Path(text[7:] if text.lower().startswith("file://") else text)
+            from assay.engines.storage import plain_path
+
+            self.path = Path(plain_path(text) or text)  # file:// and local:// URLs are paths
         self._lease: Lease | None = None
 
     @property
@@ -371,9 +382,8 @@ class RunDir:
         stages = [n for n in self.remote.names(self.stages_root) if n[:2].isdigit()]
         for name in {stages[0], stages[-1]} if stages else ():
             sd = StageDir(self.stages_root / name, "", self.remote)
-            for marker in self.remote.names(sd.path / "done"):
-                if marker.endswith(".json") and marker.split(".")[0].isdigit():
-                    sd.fetch(int(marker.split(".")[0]))
+            for i in sd.preload():
+                sd.fetch(i)
         for name in names:
             if name not in ("stages", "inputs", "stats.json", LEASE):
                 if self.remote.kind(self.path / name) == "file":

@@ -57,9 +57,9 @@ def node_cache_dir(wanted: Path) -> Path:
         wanted.mkdir(parents=True, exist_ok=True)
         return wanted
     except OSError:
-        import os
+        from assay.config import default_cache_dir
 
-        return Path(os.environ.get("ASSAY_CACHE_DIR") or Path.home() / ".cache" / "assay")
+        return default_cache_dir()
 
 
 @dataclass

@@ -24,10 +24,6 @@ def _friendly(fn):  # type: ignore[no-untyped-def]
     return friendly(fn)
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("ASSAY_CACHE_DIR") or Path.home() / ".cache" / "assay")
-
-
 @click.group()
 def cache() -> None:
     """The teacher's request cache (answered requests are never paid for twice)."""
@@ -42,6 +38,7 @@ def cache_stats(cache_dir: str | None, as_json: bool) -> None:
 
     @_friendly
     def body() -> None:
+        from assay.config import default_cache_dir
         from assay.teacher.cache import RequestCache, cache_path
 
         path = cache_path(Path(cache_dir) if cache_dir else default_cache_dir())
